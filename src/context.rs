@@ -1,0 +1,121 @@
+//! Per-call context: who made the call and where it belongs.
+
+use serde_json::{Map, Value};
+
+/// Who made a call and where it belongs, carried on
+/// [`ChatRequest::context`](crate::ChatRequest::context).
+///
+/// Providers ignore it; [`TracedModel`](crate::TracedModel) turns it into the event's distinct
+/// id, trace, session and span ids, groups and custom properties. Every field is optional:
+///
+/// - no distinct id makes a personless event (the trace id stands in as `distinct_id`);
+/// - no trace id makes the call a trace of its own, with a fresh UUID.
+///
+/// ```
+/// use traced_llm::{CallContext, ChatRequest, Message};
+///
+/// let request = ChatRequest::new("gpt-4o-mini")
+///     .message(Message::user("Plan my trip to Lisbon"))
+///     .context(
+///         CallContext::new()
+///             .distinct_id("user_42")
+///             .trace_id("conversation_7f3a")
+///             .property("user_name", "Ada")
+///             .property("message_count", 3)
+///             .property("topic", "travel"),
+///     );
+/// assert_eq!(request.context.distinct_id.as_deref(), Some("user_42"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CallContext {
+    /// The person the call is for (`distinct_id`).
+    pub distinct_id: Option<String>,
+    /// The trace the call belongs to (`$ai_trace_id`).
+    pub trace_id: Option<String>,
+    /// The session the call belongs to (`$ai_session_id`).
+    pub session_id: Option<String>,
+    /// This call's own span id (`$ai_span_id`).
+    pub span_id: Option<String>,
+    /// The span or trace this call nests under (`$ai_parent_id`).
+    pub parent_id: Option<String>,
+    /// A name for this call (`$ai_span_name`).
+    pub span_name: Option<String>,
+    /// Custom properties merged into the event.
+    pub properties: Map<String, Value>,
+    /// Group analytics: group type to group key (`$groups`).
+    pub groups: Map<String, Value>,
+    /// Privacy mode for this call: `Some(true)` sends no input or output content, `Some(false)`
+    /// sends it even when the model-wide default is private, `None` follows the default.
+    pub privacy_mode: Option<bool>,
+}
+
+impl CallContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the distinct id of the person the call is for.
+    #[must_use]
+    pub fn distinct_id(mut self, id: impl Into<String>) -> Self {
+        self.distinct_id = Some(id.into());
+        self
+    }
+
+    /// Sets the trace id.
+    #[must_use]
+    pub fn trace_id(mut self, id: impl Into<String>) -> Self {
+        self.trace_id = Some(id.into());
+        self
+    }
+
+    /// Sets the session id.
+    #[must_use]
+    pub fn session_id(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    /// Sets this call's span id.
+    #[must_use]
+    pub fn span_id(mut self, id: impl Into<String>) -> Self {
+        self.span_id = Some(id.into());
+        self
+    }
+
+    /// Sets the parent span or trace id.
+    #[must_use]
+    pub fn parent_id(mut self, id: impl Into<String>) -> Self {
+        self.parent_id = Some(id.into());
+        self
+    }
+
+    /// Names this call.
+    #[must_use]
+    pub fn span_name(mut self, name: impl Into<String>) -> Self {
+        self.span_name = Some(name.into());
+        self
+    }
+
+    /// Adds a custom property.
+    #[must_use]
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a group (e.g. `("company", "acme")`).
+    #[must_use]
+    pub fn group(mut self, group_type: impl Into<String>, key: impl Into<Value>) -> Self {
+        self.groups.insert(group_type.into(), key.into());
+        self
+    }
+
+    /// Sets privacy mode for this call.
+    #[must_use]
+    pub fn privacy_mode(mut self, private: bool) -> Self {
+        self.privacy_mode = Some(private);
+        self
+    }
+}

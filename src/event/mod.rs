@@ -1,0 +1,225 @@
+//! The provider-neutral event model, and its mapping to PostHog's capture format.
+//!
+//! [`TracedModel`](crate::TracedModel) builds an [`Event`] per call with no JSON work at all;
+//! sinks turn it into bytes later, off the caller's path. The one place that knows PostHog's
+//! `$ai_*` property names is [`posthog`].
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::types::{ContentPart, Message, Tool, Usage};
+
+pub mod posthog;
+
+/// Something worth recording: a generation now; spans, traces, embeddings and feedback later.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// One LLM call (`$ai_generation`).
+    Generation(Generation),
+}
+
+impl Event {
+    /// The event's envelope: ids, timestamp, custom properties.
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            Event::Generation(generation) => &generation.envelope,
+        }
+    }
+
+    /// Mutable access to the envelope.
+    pub fn envelope_mut(&mut self) -> &mut Envelope {
+        match self {
+            Event::Generation(generation) => &mut generation.envelope,
+        }
+    }
+
+    /// PostHog's name for the event (`$ai_generation`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Generation(_) => "$ai_generation",
+        }
+    }
+
+    /// The generation, if this is one.
+    pub fn as_generation(&self) -> Option<&Generation> {
+        match self {
+            Event::Generation(generation) => Some(generation),
+        }
+    }
+}
+
+impl From<Generation> for Event {
+    fn from(generation: Generation) -> Self {
+        Event::Generation(generation)
+    }
+}
+
+/// What every event carries: its identity, when it happened, who it is for, where it belongs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Envelope {
+    /// A UUIDv7 made when the event was created; PostHog deduplicates retries by it.
+    pub uuid: Uuid,
+    /// When the call started.
+    pub timestamp: SystemTime,
+    /// The person; `None` makes a personless event.
+    pub distinct_id: Option<String>,
+    /// The trace; `None` makes the event a trace of its own, identified by [`Envelope::uuid`].
+    pub trace_id: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+    /// This event's span id.
+    pub span_id: Option<String>,
+    /// The enclosing span or trace.
+    pub parent_id: Option<String>,
+    /// A name for this unit of work.
+    pub span_name: Option<String>,
+    /// Custom properties, merged into the event's properties.
+    pub properties: Map<String, Value>,
+    /// Group analytics: group type to key.
+    pub groups: Map<String, Value>,
+}
+
+impl Envelope {
+    /// A fresh envelope: a new UUIDv7, stamped now, with nothing else set.
+    pub fn new() -> Self {
+        Self::at(SystemTime::now())
+    }
+
+    /// A fresh envelope stamped at `timestamp`.
+    pub fn at(timestamp: SystemTime) -> Self {
+        Self {
+            uuid: Uuid::now_v7(),
+            timestamp,
+            distinct_id: None,
+            trace_id: None,
+            session_id: None,
+            span_id: None,
+            parent_id: None,
+            span_name: None,
+            properties: Map::new(),
+            groups: Map::new(),
+        }
+    }
+
+    /// The trace id, or the event's own UUID when it has none.
+    pub fn trace_id_or_uuid(&self) -> std::borrow::Cow<'_, str> {
+        match &self.trace_id {
+            Some(trace_id) => trace_id.as_str().into(),
+            None => self.uuid.hyphenated().to_string().into(),
+        }
+    }
+}
+
+impl Default for Envelope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The sampling parameters of a call, as the request stated them.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ModelParameters {
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// Output token limit.
+    pub max_tokens: Option<u32>,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Frequency penalty.
+    pub frequency_penalty: Option<f64>,
+    /// Presence penalty.
+    pub presence_penalty: Option<f64>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// Whether the call streamed.
+    pub stream: bool,
+}
+
+/// One LLM call, successful or not.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Generation {
+    /// Ids, timestamp and custom properties.
+    pub envelope: Envelope,
+    /// The model: the response's, else the request's.
+    pub model: String,
+    /// The provider (`openai`, `anthropic`, ...).
+    pub provider: String,
+    /// Where the call went; empty for in-process models.
+    pub base_url: String,
+    /// Whether [`Usage::input_tokens`] includes cached tokens (see
+    /// [`LlmModel::cache_tokens_in_input`](crate::LlmModel::cache_tokens_in_input)).
+    pub cache_tokens_in_input: bool,
+    /// The request's messages; `None` in privacy mode.
+    pub input: Option<Vec<Message>>,
+    /// The answer's content parts (text and tool calls); `None` in privacy mode.
+    pub output: Option<Vec<ContentPart>>,
+    /// Token counts.
+    pub usage: Usage,
+    /// From just before the request to the parsed response (or the end of the stream).
+    pub latency: Duration,
+    /// Streams only: from just before the request to the first text, reasoning or tool-call
+    /// delta.
+    pub time_to_first_token: Option<Duration>,
+    /// 200 on success; the provider's status on an HTTP error; 0 when there was no answer.
+    pub http_status: u16,
+    /// Why generation stopped (`stop`, `end_turn`, `tool_calls`, `cancelled`, ...).
+    pub stop_reason: Option<String>,
+    /// The provider's completion id.
+    pub completion_id: Option<String>,
+    /// Sampling parameters.
+    pub parameters: ModelParameters,
+    /// The tools offered to the model.
+    pub tools: Vec<Tool>,
+    /// The error message when the call failed.
+    pub error: Option<String>,
+    /// Other facts the provider reported (e.g. `system_fingerprint`).
+    pub provider_metadata: Map<String, Value>,
+}
+
+impl Generation {
+    /// An empty generation for `model` at `provider`, stamped now. Useful to record calls made
+    /// outside [`TracedModel`](crate::TracedModel).
+    pub fn new(model: impl Into<String>, provider: impl Into<String>) -> Self {
+        Self {
+            envelope: Envelope::new(),
+            model: model.into(),
+            provider: provider.into(),
+            base_url: String::new(),
+            cache_tokens_in_input: true,
+            input: None,
+            output: None,
+            usage: Usage::default(),
+            latency: Duration::ZERO,
+            time_to_first_token: None,
+            http_status: 200,
+            stop_reason: None,
+            completion_id: None,
+            parameters: ModelParameters::default(),
+            tools: Vec::new(),
+            error: None,
+            provider_metadata: Map::new(),
+        }
+    }
+
+    /// Whether the call failed.
+    pub fn is_error(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The text of the answer, joined.
+    pub fn output_text(&self) -> String {
+        self.output
+            .iter()
+            .flatten()
+            .filter_map(ContentPart::as_text)
+            .collect()
+    }
+}

@@ -1,0 +1,451 @@
+//! The mapping from [`Event`] to PostHog's capture format: the one place that knows the `$ai_*`
+//! property names.
+//!
+//! [`capture_event`] is a pure function: it borrows the event and returns a value that
+//! serializes straight to the JSON PostHog's `/batch/` endpoint takes for one event, with no
+//! intermediate `serde_json::Value`. Sinks call it on their own thread, never on the caller's.
+//!
+//! Property precedence: the crate's own properties, then custom properties (which may override
+//! them), then the error fields `$ai_is_error` and `$ai_error` (which nothing overrides).
+
+use std::time::Duration;
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
+
+use super::{Envelope, Event, Generation, ModelParameters};
+use crate::types::{ContentPart, ImageSource, Message, Role, Tool, ToolCall};
+
+/// The value of `$lib` and `$ai_lib`.
+pub const LIB_NAME: &str = "traced-llm";
+/// The value of `$lib_version` and `$ai_lib_version`.
+pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Keys the crate always writes last, so custom properties cannot hide a failure.
+const WINNING_KEYS: [&str; 2] = ["$ai_is_error", "$ai_error"];
+
+/// PostHog's capture format of `event`: serialize it (e.g. with `serde_json::to_writer`) to get
+/// `{"event", "distinct_id", "uuid", "timestamp", "properties"}`.
+///
+/// ```
+/// use traced_llm::event::{posthog, Event, Generation};
+///
+/// let event = Event::from(Generation::new("gpt-4o-mini", "openai"));
+/// let json = posthog::capture_event(&event).to_json();
+/// assert_eq!(json["event"], "$ai_generation");
+/// assert_eq!(json["properties"]["$ai_model"], "gpt-4o-mini");
+/// // No distinct id: a personless event keyed by its trace id.
+/// assert_eq!(json["distinct_id"], json["properties"]["$ai_trace_id"]);
+/// assert_eq!(json["properties"]["$process_person_profile"], false);
+/// ```
+pub fn capture_event(event: &Event) -> CaptureEvent<'_> {
+    CaptureEvent { event }
+}
+
+/// One event in PostHog's capture format; see [`capture_event`].
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureEvent<'a> {
+    event: &'a Event,
+}
+
+impl CaptureEvent<'_> {
+    /// The event as a JSON value, for tests and inspection.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("a capture event always serializes")
+    }
+}
+
+impl Serialize for CaptureEvent<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let envelope = self.event.envelope();
+        let trace_id = envelope.trace_id_or_uuid();
+        let distinct_id = envelope.distinct_id.as_deref().unwrap_or(&trace_id);
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("event", self.event.name())?;
+        map.serialize_entry("distinct_id", distinct_id)?;
+        map.serialize_entry("uuid", &envelope.uuid.hyphenated())?;
+        map.serialize_entry(
+            "timestamp",
+            &DisplayStr(humantime::format_rfc3339_micros(envelope.timestamp)),
+        )?;
+        map.serialize_entry(
+            "properties",
+            &Properties {
+                event: self.event,
+                trace_id: &trace_id,
+            },
+        )?;
+        map.end()
+    }
+}
+
+struct Properties<'a> {
+    event: &'a Event,
+    trace_id: &'a str,
+}
+
+impl Serialize for Properties<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let envelope = self.event.envelope();
+        let mut out = PropertyWriter {
+            map: serializer.serialize_map(None)?,
+            custom: &envelope.properties,
+        };
+        write_envelope(&mut out, envelope, self.trace_id)?;
+        let error = match self.event {
+            Event::Generation(generation) => {
+                write_generation(&mut out, generation)?;
+                Some(generation.error.as_deref())
+            }
+        };
+        for (key, value) in &envelope.properties {
+            if !WINNING_KEYS.contains(&key.as_str()) {
+                out.map.serialize_entry(key, value)?;
+            }
+        }
+        if let Some(error) = error {
+            out.map.serialize_entry("$ai_is_error", &error.is_some())?;
+            if let Some(message) = error {
+                out.map.serialize_entry("$ai_error", message)?;
+            }
+        }
+        out.map.end()
+    }
+}
+
+/// Writes the crate's own properties, leaving out those a custom property overrides.
+struct PropertyWriter<'a, M> {
+    map: M,
+    custom: &'a Map<String, Value>,
+}
+
+impl<M: SerializeMap> PropertyWriter<'_, M> {
+    fn put<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), M::Error> {
+        if self.custom.is_empty() || !self.custom.contains_key(key) {
+            self.map.serialize_entry(key, value)?;
+        }
+        Ok(())
+    }
+
+    fn put_some<T: Serialize>(&mut self, key: &str, value: Option<T>) -> Result<(), M::Error> {
+        match value {
+            Some(value) => self.put(key, &value),
+            None => Ok(()),
+        }
+    }
+}
+
+fn write_envelope<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    envelope: &Envelope,
+    trace_id: &str,
+) -> Result<(), M::Error> {
+    out.put("$ai_trace_id", trace_id)?;
+    out.put_some("$ai_session_id", envelope.session_id.as_deref())?;
+    out.put_some("$ai_span_id", envelope.span_id.as_deref())?;
+    out.put_some("$ai_parent_id", envelope.parent_id.as_deref())?;
+    out.put_some("$ai_span_name", envelope.span_name.as_deref())?;
+    out.put("$ai_lib", LIB_NAME)?;
+    out.put("$ai_lib_version", LIB_VERSION)?;
+    out.put("$lib", LIB_NAME)?;
+    out.put("$lib_version", LIB_VERSION)?;
+    if envelope.distinct_id.is_none() {
+        out.put("$process_person_profile", &false)?;
+    }
+    if !envelope.groups.is_empty() {
+        out.put("$groups", &envelope.groups)?;
+    }
+    Ok(())
+}
+
+fn write_generation<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    generation: &Generation,
+) -> Result<(), M::Error> {
+    let usage = &generation.usage;
+    out.put("$ai_model", &generation.model)?;
+    out.put("$ai_provider", &generation.provider)?;
+    out.put("$ai_base_url", &generation.base_url)?;
+    out.put("$ai_input", &generation.input.as_deref().map(InputMessages))?;
+    out.put(
+        "$ai_output_choices",
+        &generation.output.as_deref().map(OutputChoices),
+    )?;
+    out.put("$ai_input_tokens", &usage.input_tokens.unwrap_or(0))?;
+    out.put("$ai_output_tokens", &usage.output_tokens.unwrap_or(0))?;
+    out.put_some("$ai_cache_read_input_tokens", usage.cache_read_input_tokens)?;
+    out.put_some(
+        "$ai_cache_creation_input_tokens",
+        usage.cache_creation_input_tokens,
+    )?;
+    out.put_some("$ai_reasoning_tokens", usage.reasoning_tokens)?;
+    out.put(
+        "$ai_cache_reporting_exclusive",
+        &!generation.cache_tokens_in_input,
+    )?;
+    out.put("$ai_latency", &seconds(generation.latency))?;
+    out.put_some(
+        "$ai_time_to_first_token",
+        generation.time_to_first_token.map(seconds),
+    )?;
+    out.put("$ai_http_status", &generation.http_status)?;
+    out.put(
+        "$ai_model_parameters",
+        &Parameters(&generation.parameters),
+    )?;
+    if !generation.tools.is_empty() {
+        out.put("$ai_tools", &Tools(&generation.tools))?;
+    }
+    out.put_some("$ai_stop_reason", generation.stop_reason.as_deref())?;
+    out.put_some("$ai_completion_id", generation.completion_id.as_deref())?;
+    if !generation.provider_metadata.is_empty() {
+        out.put("$ai_provider_metadata", &generation.provider_metadata)?;
+    }
+    Ok(())
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// Serializes a `Display` value as a JSON string without allocating.
+struct DisplayStr<T>(T);
+
+impl<T: std::fmt::Display> Serialize for DisplayStr<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+struct Parameters<'a>(&'a ModelParameters);
+
+impl Serialize for Parameters<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(value) = p.temperature {
+            map.serialize_entry("temperature", &value)?;
+        }
+        if let Some(value) = p.max_tokens {
+            map.serialize_entry("max_tokens", &value)?;
+        }
+        if let Some(value) = p.top_p {
+            map.serialize_entry("top_p", &value)?;
+        }
+        if let Some(value) = p.frequency_penalty {
+            map.serialize_entry("frequency_penalty", &value)?;
+        }
+        if let Some(value) = p.presence_penalty {
+            map.serialize_entry("presence_penalty", &value)?;
+        }
+        if !p.stop.is_empty() {
+            map.serialize_entry("stop", &p.stop)?;
+        }
+        if let Some(value) = p.seed {
+            map.serialize_entry("seed", &value)?;
+        }
+        map.serialize_entry("stream", &p.stream)?;
+        map.end()
+    }
+}
+
+/// `$ai_tools` in OpenAI's function-tool shape, which PostHog renders.
+struct Tools<'a>(&'a [Tool]);
+
+impl Serialize for Tools<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Function<'a>(&'a Tool);
+        impl Serialize for Function<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("name", &self.0.name)?;
+                if let Some(description) = &self.0.description {
+                    map.serialize_entry("description", description)?;
+                }
+                map.serialize_entry("parameters", &self.0.parameters)?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for tool in self.0 {
+            seq.serialize_element(&TypedEntry("function", "function", Function(tool)))?;
+        }
+        seq.end()
+    }
+}
+
+/// `{"type": kind, key: value}`.
+struct TypedEntry<'a, T>(&'a str, &'a str, T);
+
+impl<T: Serialize> Serialize for TypedEntry<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", self.0)?;
+        map.serialize_entry(self.1, &self.2)?;
+        map.end()
+    }
+}
+
+/// `$ai_input`: one `{role, content}` object per message. A message of one text part has a
+/// string as content; any other has a list of blocks.
+struct InputMessages<'a>(&'a [Message]);
+
+impl Serialize for InputMessages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for message in self.0 {
+            seq.serialize_element(&InputMessage(message))?;
+        }
+        seq.end()
+    }
+}
+
+struct InputMessage<'a>(&'a Message);
+
+impl Serialize for InputMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", message.role.as_str())?;
+        match message.content.as_slice() {
+            [ContentPart::Text { text }] => map.serialize_entry("content", text)?,
+            [ContentPart::ToolResult {
+                tool_call_id,
+                content,
+                ..
+            }] if message.role == Role::Tool => {
+                map.serialize_entry("tool_call_id", tool_call_id)?;
+                map.serialize_entry("content", content)?;
+            }
+            parts => map.serialize_entry("content", &Blocks(parts))?,
+        }
+        if let Some(name) = &message.name {
+            map.serialize_entry("name", name)?;
+        }
+        map.end()
+    }
+}
+
+/// `$ai_output_choices`: one assistant message whose content is a list of blocks.
+struct OutputChoices<'a>(&'a [ContentPart]);
+
+impl Serialize for OutputChoices<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Choice<'a>(&'a [ContentPart]);
+        impl Serialize for Choice<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("role", "assistant")?;
+                map.serialize_entry("content", &Blocks(self.0))?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(1))?;
+        seq.serialize_element(&Choice(self.0))?;
+        seq.end()
+    }
+}
+
+struct Blocks<'a>(&'a [ContentPart]);
+
+impl Serialize for Blocks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for part in self.0 {
+            seq.serialize_element(&Block(part))?;
+        }
+        seq.end()
+    }
+}
+
+/// One content block: `{type: "text"}`, `{type: "image_url"}`, `{type: "function"}` or
+/// `{type: "tool_result"}`. Inline base64 media never leaves the process: it becomes a
+/// placeholder naming its media type.
+struct Block<'a>(&'a ContentPart);
+
+impl Serialize for Block<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ContentPart::Text { text } => {
+                TypedEntry("text", "text", text.as_str()).serialize(serializer)
+            }
+            ContentPart::Image { source } => {
+                TypedEntry("image_url", "image_url", ImageUrl(source)).serialize(serializer)
+            }
+            ContentPart::ToolCall(call) => FunctionBlock(call).serialize(serializer),
+            ContentPart::ToolResult {
+                tool_call_id,
+                content,
+                is_error,
+            } => {
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("type", "tool_result")?;
+                map.serialize_entry("tool_call_id", tool_call_id)?;
+                map.serialize_entry("content", content)?;
+                if *is_error {
+                    map.serialize_entry("is_error", &true)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// `{"type": "function", "id", "function": {"name", "arguments"}}`, the block PostHog's server
+/// recognises as a tool call. `arguments` is the JSON text the model wrote.
+struct FunctionBlock<'a>(&'a ToolCall);
+
+impl Serialize for FunctionBlock<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Function<'a>(&'a ToolCall);
+        impl Serialize for Function<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("name", &self.0.name)?;
+                map.serialize_entry("arguments", &self.0.arguments)?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("type", "function")?;
+        map.serialize_entry("id", &self.0.id)?;
+        map.serialize_entry("function", &Function(self.0))?;
+        map.end()
+    }
+}
+
+struct ImageUrl<'a>(&'a ImageSource);
+
+impl Serialize for ImageUrl<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        match self.0 {
+            ImageSource::Url { url } => match data_url_media_type(url) {
+                Some(media_type) => {
+                    map.serialize_entry("url", &DisplayStr(Base64Placeholder(media_type)))?
+                }
+                None => map.serialize_entry("url", url)?,
+            },
+            ImageSource::Base64 { media_type, .. } => {
+                map.serialize_entry("url", &DisplayStr(Base64Placeholder(media_type)))?
+            }
+        }
+        map.end()
+    }
+}
+
+/// The media type of a `data:<type>;base64,` URL.
+fn data_url_media_type(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("data:")?;
+    let (header, _) = rest.split_once(',')?;
+    header.strip_suffix(";base64")
+}
+
+/// The text that stands in for inline base64 media: `[base64 image/png redacted]`.
+struct Base64Placeholder<'a>(&'a str);
+
+impl std::fmt::Display for Base64Placeholder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[base64 {} redacted]", self.0)
+    }
+}

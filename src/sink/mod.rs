@@ -1,0 +1,156 @@
+//! Where events go.
+//!
+//! A [`Sink`] takes each [`Event`] synchronously and must never block or fail the caller;
+//! delivery, retries and serialization happen behind it. Sinks compose without new types:
+//! `Arc<S>`, `Box<S>`, `&S`, `Option<S>` and `Vec<S>` are sinks too, and [`Fanout`] sends to
+//! several at once.
+//!
+//! | sink | for |
+//! |---|---|
+//! | [`JsonlSink`] | one PostHog-shaped JSON object per line, on stdout or any writer |
+//! | [`InMemorySink`] | tests: keeps the events to assert on |
+//! | [`Fanout`] | several sinks at once |
+//! | [`NoopSink`] | tracing switched off |
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+
+mod fanout;
+mod jsonl;
+mod memory;
+
+pub use self::fanout::Fanout;
+pub use self::jsonl::JsonlSink;
+pub use self::memory::InMemorySink;
+
+/// How long [`Sink::flush`] and [`Sink::shutdown`] wait when the caller names no timeout.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a flush or shutdown did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The sink was already shut down; nothing more can be delivered through it.
+    #[error("sink already shut down")]
+    AlreadyShutdown,
+    /// The timeout passed before everything was delivered; what was not is still queued
+    /// (flush) or lost (shutdown), and counted.
+    #[error("sink timed out after {0:?}")]
+    Timeout(Duration),
+    /// Something else went wrong; the message names it, never an API key or event content.
+    #[error("sink failed: {0}")]
+    Internal(String),
+}
+
+/// Where [`TracedModel`](crate::TracedModel) hands its events.
+///
+/// `capture` runs on the caller's path: it must return at once, never block on I/O, never
+/// panic, and never report failure to the caller (count it instead). `flush` and `shutdown` are
+/// async and bounded by their timeout.
+///
+/// ```
+/// use traced_llm::event::Event;
+/// use traced_llm::sink::Sink;
+///
+/// #[derive(Debug, Default)]
+/// struct CountingSink(std::sync::atomic::AtomicUsize);
+///
+/// impl Sink for CountingSink {
+///     fn capture(&self, _event: Event) {
+///         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Sink: Send + Sync + fmt::Debug {
+    /// Takes one event. Never blocks, never fails the caller.
+    fn capture(&self, event: Event);
+
+    /// Waits until everything captured before this call was delivered, or `timeout` passed.
+    async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        let _ = timeout;
+        Ok(())
+    }
+
+    /// Flushes, then stops accepting events.
+    async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.flush(timeout).await
+    }
+}
+
+macro_rules! forward_sink {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: Sink + ?Sized> Sink for $ty {
+            fn capture(&self, event: Event) {
+                (**self).capture(event)
+            }
+            async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+                (**self).flush(timeout).await
+            }
+            async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
+                (**self).shutdown(timeout).await
+            }
+        }
+    )*};
+}
+
+forward_sink!(&S, Box<S>, Arc<S>);
+
+/// `None` discards events: tracing switched off by configuration.
+#[async_trait]
+impl<S: Sink> Sink for Option<S> {
+    fn capture(&self, event: Event) {
+        if let Some(sink) = self {
+            sink.capture(event);
+        }
+    }
+    async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        match self {
+            Some(sink) => sink.flush(timeout).await,
+            None => Ok(()),
+        }
+    }
+    async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
+        match self {
+            Some(sink) => sink.shutdown(timeout).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every sink of the list gets every event, as with [`Fanout`].
+#[async_trait]
+impl<S: Sink> Sink for Vec<S> {
+    fn capture(&self, event: Event) {
+        fanout::capture_all(self, event);
+    }
+    async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        fanout::all_ok(self.iter().map(|sink| sink.flush(timeout))).await
+    }
+    async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
+        fanout::all_ok(self.iter().map(|sink| sink.shutdown(timeout))).await
+    }
+}
+
+/// Discards every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopSink;
+
+impl Sink for NoopSink {
+    fn capture(&self, _event: Event) {}
+}
+
+/// The sink a [`TracedModel`](crate::TracedModel) built without one uses.
+///
+/// Until the PostHog sink lands this is a [`NoopSink`], with one warning so the missing sink is
+/// noticed.
+pub fn default_sink() -> Arc<dyn Sink> {
+    tracing::warn!(target: "traced_llm", "no sink configured: LLM events are discarded");
+    Arc::new(NoopSink)
+}

@@ -1,0 +1,16 @@
+//! Provider-neutral request, response, stream and usage types.
+
+mod embedding;
+mod request;
+mod response;
+mod stream;
+mod usage;
+
+pub use self::embedding::{EmbeddingRequest, EmbeddingResponse};
+pub use self::request::{
+    ChatRequest, ContentPart, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice,
+};
+pub use self::response::ChatResponse;
+pub use self::stream::{ChatStream, StreamEvent};
+pub use self::usage::Usage;

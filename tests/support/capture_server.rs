@@ -1,0 +1,1 @@
+//! A fake PostHog capture server (filled in by the PostHog sink work).

@@ -1,0 +1,5 @@
+//! Fakes shared by the integration tests. Each listens on loopback only.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod capture_server;
+pub mod sse_server;

@@ -39,6 +39,7 @@ pub struct ScriptedModel {
     base_url: String,
     cache_tokens_in_input: bool,
     repeat_last: bool,
+    latency: Duration,
     script: Mutex<VecDeque<Reply>>,
     calls: AtomicU64,
 }
@@ -86,6 +87,7 @@ impl ScriptedModel {
             base_url: String::new(),
             cache_tokens_in_input: true,
             repeat_last: false,
+            latency: Duration::ZERO,
             script: Mutex::new(VecDeque::new()),
             calls: AtomicU64::new(0),
         }
@@ -110,6 +112,13 @@ impl ScriptedModel {
     #[must_use]
     pub fn with_cache_tokens_in_input(mut self, included: bool) -> Self {
         self.cache_tokens_in_input = included;
+        self
+    }
+
+    /// Waits `latency` before every answer (before the response, the error, or the stream).
+    #[must_use]
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
         self
     }
 
@@ -171,8 +180,11 @@ impl ScriptedModel {
         self.calls.load(Ordering::Relaxed)
     }
 
-    fn next_reply(&self) -> Result<Reply> {
+    async fn next_reply(&self) -> Result<Reply> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         let mut script = self
             .script
             .lock()
@@ -191,7 +203,7 @@ impl ScriptedModel {
 #[async_trait]
 impl LlmModel for ScriptedModel {
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse> {
-        match self.next_reply()? {
+        match self.next_reply().await? {
             Reply::Response(response) => Ok(response),
             Reply::Fail(error) => Err(error),
             Reply::Stream {
@@ -209,7 +221,7 @@ impl LlmModel for ScriptedModel {
     }
 
     async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream> {
-        let (events, delay, then_fail) = match self.next_reply()? {
+        let (events, delay, then_fail) = match self.next_reply().await? {
             Reply::Fail(error) => return Err(error),
             Reply::Response(response) => (disassemble(response), Duration::ZERO, None),
             Reply::Stream {
@@ -283,9 +295,11 @@ fn assemble(events: Vec<StreamEvent>) -> ChatResponse {
         response.content.push(ContentPart::Text { text });
     }
     calls.sort_by_key(|(index, _)| *index);
-    response
-        .content
-        .extend(calls.into_iter().map(|(_, call)| ContentPart::ToolCall(call)));
+    response.content.extend(
+        calls
+            .into_iter()
+            .map(|(_, call)| ContentPart::ToolCall(call)),
+    );
     response
 }
 

@@ -31,6 +31,20 @@ impl Usage {
         }
     }
 
+    /// Sets the input tokens.
+    #[must_use]
+    pub fn with_input(mut self, tokens: u64) -> Self {
+        self.input_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the output tokens.
+    #[must_use]
+    pub fn with_output(mut self, tokens: u64) -> Self {
+        self.output_tokens = Some(tokens);
+        self
+    }
+
     /// Sets the cache-read tokens.
     #[must_use]
     pub fn with_cache_read(mut self, tokens: u64) -> Self {

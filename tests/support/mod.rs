@@ -2,4 +2,5 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod capture_server;
+pub mod events;
 pub mod sse_server;

@@ -1,0 +1,86 @@
+//! The quickstart: one chat call and one streamed call through `TracedModel`.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! With no keys it runs offline on a scripted model. The PostHog events it would send are
+//! printed as JSON lines on stdout; the model's answers go to stderr.
+
+use std::io::Write;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use traced_llm::sink::JsonlSink;
+use traced_llm::testing::ScriptedModel;
+use traced_llm::{
+    CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel, Usage,
+};
+
+/// A stand-in for a real provider: answers one call, then streams the next.
+fn offline_model() -> ScriptedModel {
+    let streamed = "Rust's ownership rules free memory exactly when it is no longer used."
+        .split_inclusive(' ')
+        .map(StreamEvent::text);
+    let mut events = vec![StreamEvent::ResponseMetadata {
+        id: Some("chatcmpl-offline-2".into()),
+        model: Some("gpt-4o-mini-2024-07-18".into()),
+    }];
+    events.extend(streamed);
+    events.push(StreamEvent::Usage(Usage::new(31, 14).with_cache_read(0)));
+    events.push(StreamEvent::finish("stop"));
+    ScriptedModel::new()
+        .with_provider("openai")
+        .with_base_url("offline://scripted")
+        .respond(
+            ChatResponse::text_response("Ownership, borrowing and lifetimes.")
+                .with_id("chatcmpl-offline-1")
+                .with_model("gpt-4o-mini-2024-07-18")
+                .with_finish_reason("stop")
+                .with_usage(Usage::new(27, 8)),
+        )
+        .stream_with_delay(events, Duration::from_millis(15))
+}
+
+/// What a chat route knows about the call it makes.
+fn context(user_id: &str, conversation_id: &str, message_count: usize) -> CallContext {
+    CallContext::new()
+        .distinct_id(user_id)
+        .trace_id(conversation_id)
+        .property("user_name", "Ada")
+        .property("message_count", message_count)
+        .property("topic", "rust")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let model = TracedModel::new(offline_model(), JsonlSink::stdout());
+
+    let question = ChatRequest::new("gpt-4o-mini")
+        .message(Message::system(
+            "You answer questions about Rust in one sentence.",
+        ))
+        .message(Message::user("What are Rust's three core memory ideas?"))
+        .max_tokens(100)
+        .context(context("user_42", "conversation_7f3a", 1));
+    let answer = model.chat(&question).await?;
+    eprintln!("assistant: {}", answer.text());
+
+    let follow_up = ChatRequest::new("gpt-4o-mini")
+        .message(Message::user("And why does ownership matter?"))
+        .max_tokens(100)
+        .context(context("user_42", "conversation_7f3a", 3));
+    let mut stream = model.chat_stream(&follow_up).await?;
+    eprint!("assistant: ");
+    while let Some(event) = stream.next().await {
+        if let StreamEvent::TextDelta { text } = event? {
+            eprint!("{text}");
+            std::io::stderr().flush()?;
+        }
+    }
+    eprintln!();
+    drop(stream);
+
+    model.shutdown(Duration::from_secs(5)).await?;
+    Ok(())
+}

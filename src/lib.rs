@@ -7,6 +7,7 @@ pub mod context;
 mod error;
 pub mod event;
 mod model;
+pub mod pricing;
 pub mod sink;
 pub mod testing;
 mod traced;

@@ -6,7 +6,8 @@
 //!
 //! - Anthropic: <https://platform.claude.com/docs/en/about-claude/pricing> ("Model pricing";
 //!   cache write is the 5-minute rate, cache read the "cache hits and refreshes" rate).
-//! - OpenAI: the model pages under <https://developers.openai.com/api/docs/models> ("Text tokens":
+//! - OpenAI: the model pages under <https://developers.openai.com/api/docs/models> and the
+//!   pricing page <https://platform.openai.com/docs/pricing> ("Text tokens", standard tier:
 //!   input, cached input, output). OpenAI bills no cache writes for these models.
 //!
 //! Keys are written without a date: a key also prices its dated snapshots (see
@@ -48,7 +49,16 @@ pub(super) const BUILTIN: &[(&str, ModelPrice)] = &[
     ("claude-3-5-haiku", anthropic(0.80, 1.0, 0.08, 4.0)),
     ("claude-3-haiku", anthropic(0.25, 0.30, 0.03, 1.25)),
     // OpenAI.
+    ("gpt-5", openai(1.25, 0.125, 10.0)),
     ("gpt-5-mini", openai(0.25, 0.025, 2.0)),
     ("gpt-5-nano", openai(0.05, 0.005, 0.40)),
+    ("gpt-4.1", openai(2.0, 0.50, 8.0)),
+    ("gpt-4.1-mini", openai(0.40, 0.10, 1.60)),
     ("gpt-4.1-nano", openai(0.10, 0.025, 0.40)),
+    ("gpt-4o", openai(2.50, 1.25, 10.0)),
+    ("gpt-4o-mini", openai(0.15, 0.075, 0.60)),
+    ("o1", openai(15.0, 7.50, 60.0)),
+    ("o3", openai(2.0, 0.50, 8.0)),
+    ("o3-mini", openai(1.10, 0.55, 4.40)),
+    ("o4-mini", openai(1.10, 0.275, 4.40)),
 ];

@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::pricing::ModelPrice;
+
 /// Who made a call and where it belongs, carried on
 /// [`ChatRequest::context`](crate::ChatRequest::context).
 ///
@@ -48,6 +50,8 @@ pub struct CallContext {
     /// Privacy mode for this call: `Some(true)` sends no input or output content, `Some(false)`
     /// sends it even when the model-wide default is private, `None` follows the default.
     pub privacy_mode: Option<bool>,
+    /// The price of this call's model, overriding any table: the cost is then sent to PostHog.
+    pub price: Option<ModelPrice>,
 }
 
 impl CallContext {
@@ -109,6 +113,13 @@ impl CallContext {
     #[must_use]
     pub fn group(mut self, group_type: impl Into<String>, key: impl Into<Value>) -> Self {
         self.groups.insert(group_type.into(), key.into());
+        self
+    }
+
+    /// Prices this call at `price` (USD per million tokens), whatever the model's table says.
+    #[must_use]
+    pub fn price(mut self, price: ModelPrice) -> Self {
+        self.price = Some(price);
         self
     }
 

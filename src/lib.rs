@@ -8,14 +8,17 @@ mod error;
 pub mod event;
 mod model;
 pub mod pricing;
+pub mod redact;
 pub mod sink;
 pub mod testing;
+pub mod trace;
 mod traced;
 pub mod types;
 
 pub use crate::context::CallContext;
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
+pub use crate::trace::{Span, Tracer};
 pub use crate::traced::{TracedModel, TracedModelBuilder, TracedStream};
 pub use crate::types::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, Message, Role, StreamEvent, Tool, ToolCall,

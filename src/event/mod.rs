@@ -9,30 +9,50 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::pricing::Cost;
 use crate::types::{ContentPart, Message, Tool, Usage};
 
 pub mod posthog;
 
 /// Something worth recording: a generation now; spans, traces, embeddings and feedback later.
+// Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
+// allocation per call and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// One LLM call (`$ai_generation`).
     Generation(Generation),
+    /// One embedding call (`$ai_embedding`).
+    Embedding(Embedding),
+    /// A unit of work inside a trace (`$ai_span`), or the trace itself (`$ai_trace`).
+    Span(SpanRecord),
+    /// What a user thought of a trace (`$ai_feedback`).
+    Feedback(Feedback),
+    /// A named measurement of a trace (`$ai_metric`).
+    Metric(Metric),
 }
 
 impl Event {
     /// The event's envelope: ids, timestamp, custom properties.
     pub fn envelope(&self) -> &Envelope {
         match self {
-            Event::Generation(generation) => &generation.envelope,
+            Event::Generation(event) => &event.envelope,
+            Event::Embedding(event) => &event.envelope,
+            Event::Span(event) => &event.envelope,
+            Event::Feedback(event) => &event.envelope,
+            Event::Metric(event) => &event.envelope,
         }
     }
 
     /// Mutable access to the envelope.
     pub fn envelope_mut(&mut self) -> &mut Envelope {
         match self {
-            Event::Generation(generation) => &mut generation.envelope,
+            Event::Generation(event) => &mut event.envelope,
+            Event::Embedding(event) => &mut event.envelope,
+            Event::Span(event) => &mut event.envelope,
+            Event::Feedback(event) => &mut event.envelope,
+            Event::Metric(event) => &mut event.envelope,
         }
     }
 
@@ -40,6 +60,11 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Generation(_) => "$ai_generation",
+            Event::Embedding(_) => "$ai_embedding",
+            Event::Span(span) if span.is_trace => "$ai_trace",
+            Event::Span(_) => "$ai_span",
+            Event::Feedback(_) => "$ai_feedback",
+            Event::Metric(_) => "$ai_metric",
         }
     }
 
@@ -47,6 +72,7 @@ impl Event {
     pub fn as_generation(&self) -> Option<&Generation> {
         match self {
             Event::Generation(generation) => Some(generation),
+            _ => None,
         }
     }
 }
@@ -54,6 +80,30 @@ impl Event {
 impl From<Generation> for Event {
     fn from(generation: Generation) -> Self {
         Event::Generation(generation)
+    }
+}
+
+impl From<Embedding> for Event {
+    fn from(embedding: Embedding) -> Self {
+        Event::Embedding(embedding)
+    }
+}
+
+impl From<SpanRecord> for Event {
+    fn from(span: SpanRecord) -> Self {
+        Event::Span(span)
+    }
+}
+
+impl From<Feedback> for Event {
+    fn from(feedback: Feedback) -> Self {
+        Event::Feedback(feedback)
+    }
+}
+
+impl From<Metric> for Event {
+    fn from(metric: Metric) -> Self {
+        Event::Metric(metric)
     }
 }
 
@@ -182,6 +232,12 @@ pub struct Generation {
     pub error: Option<String>,
     /// Other facts the provider reported (e.g. `system_fingerprint`).
     pub provider_metadata: Map<String, Value>,
+    /// What the call cost, when a price for the model is known.
+    pub cost: Option<Cost>,
+    /// Whether [`Generation::cost`] comes from prices the user configured. Only then is it sent
+    /// to PostHog; otherwise it is a local estimate from the built-in table and PostHog prices
+    /// the event itself.
+    pub cost_configured: bool,
 }
 
 impl Generation {
@@ -206,6 +262,8 @@ impl Generation {
             tools: Vec::new(),
             error: None,
             provider_metadata: Map::new(),
+            cost: None,
+            cost_configured: false,
         }
     }
 
@@ -221,5 +279,143 @@ impl Generation {
             .flatten()
             .filter_map(ContentPart::as_text)
             .collect()
+    }
+}
+
+/// One embedding call, successful or not.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Embedding {
+    /// Ids, timestamp and custom properties.
+    pub envelope: Envelope,
+    /// The model: the response's, else the request's.
+    pub model: String,
+    /// The provider.
+    pub provider: String,
+    /// Where the call went.
+    pub base_url: String,
+    /// The texts embedded; `None` in privacy mode.
+    pub input: Option<Vec<String>>,
+    /// Token counts (input only).
+    pub usage: Usage,
+    /// From just before the request to the parsed response.
+    pub latency: Duration,
+    /// 200 on success; the provider's status on an HTTP error; 0 when there was no answer.
+    pub http_status: u16,
+    /// The error message when the call failed.
+    pub error: Option<String>,
+    /// What the call cost, when a price for the model is known.
+    pub cost: Option<Cost>,
+    /// Whether the cost comes from prices the user configured (then it is sent to PostHog).
+    pub cost_configured: bool,
+}
+
+/// A unit of work inside a trace, or the trace itself, once it ended.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SpanRecord {
+    /// Ids (trace, span, parent), name, timestamp and custom properties.
+    pub envelope: Envelope,
+    /// Whether this is the trace's root (`$ai_trace`) rather than a span inside it.
+    pub is_trace: bool,
+    /// What the work started from; `None` in privacy mode or when not given.
+    pub input_state: Option<Value>,
+    /// What the work produced; `None` in privacy mode or when not given.
+    pub output_state: Option<Value>,
+    /// From the span's start to its end.
+    pub latency: Duration,
+    /// Why the work failed, when it did (including a span dropped without being ended).
+    pub error: Option<String>,
+}
+
+/// What a user thought of a trace: a text, a score, or both.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Feedback {
+    /// The trace it is about (in `trace_id`) and the user who gave it (in `distinct_id`).
+    pub envelope: Envelope,
+    /// What the user wrote (`$ai_feedback_text`).
+    pub text: Option<String>,
+    /// A score (`$ai_feedback_score`): 1 for thumbs up, 0 for thumbs down, or any scale of yours.
+    pub score: Option<f64>,
+}
+
+impl Feedback {
+    /// Feedback on `trace_id`, with nothing said yet.
+    pub fn new(trace_id: impl Into<String>) -> Self {
+        let mut envelope = Envelope::new();
+        envelope.trace_id = Some(trace_id.into());
+        Self {
+            envelope,
+            text: None,
+            score: None,
+        }
+    }
+
+    /// A thumbs up (score 1) on `trace_id`.
+    pub fn thumbs_up(trace_id: impl Into<String>) -> Self {
+        Self::new(trace_id).with_score(1.0)
+    }
+
+    /// A thumbs down (score 0) on `trace_id`.
+    pub fn thumbs_down(trace_id: impl Into<String>) -> Self {
+        Self::new(trace_id).with_score(0.0)
+    }
+
+    /// Sets the text.
+    #[must_use]
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Sets the score.
+    #[must_use]
+    pub fn with_score(mut self, score: f64) -> Self {
+        self.score = Some(score);
+        self
+    }
+
+    /// Sets the user who gave the feedback.
+    #[must_use]
+    pub fn with_distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
+        self.envelope.distinct_id = Some(distinct_id.into());
+        self
+    }
+}
+
+/// A named measurement of a trace, such as a quality score from an evaluator.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Metric {
+    /// The trace it is about (in `trace_id`) and, optionally, the user (in `distinct_id`).
+    pub envelope: Envelope,
+    /// The metric's name (`$ai_metric_name`).
+    pub name: String,
+    /// Its value (`$ai_metric_value`; sent as a string, as PostHog's own SDKs do).
+    pub value: Value,
+}
+
+impl Metric {
+    /// The metric `name` = `value` on `trace_id`.
+    pub fn new(
+        trace_id: impl Into<String>,
+        name: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Self {
+        let mut envelope = Envelope::new();
+        envelope.trace_id = Some(trace_id.into());
+        Self {
+            envelope,
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// Sets the user the metric is about.
+    #[must_use]
+    pub fn with_distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
+        self.envelope.distinct_id = Some(distinct_id.into());
+        self
     }
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use super::{Envelope, Event, Generation, ModelParameters};
+use super::{
+    Embedding, Envelope, Event, Feedback, Generation, Metric, ModelParameters, SpanRecord,
+};
+use crate::pricing::Cost;
 use crate::types::{ContentPart, ImageSource, Message, Role, Tool, ToolCall};
 
 /// The value of `$lib` and `$ai_lib`.
@@ -96,6 +99,22 @@ impl Serialize for Properties<'_> {
             Event::Generation(generation) => {
                 write_generation(&mut out, generation)?;
                 Some(generation.error.as_deref())
+            }
+            Event::Embedding(embedding) => {
+                write_embedding(&mut out, embedding)?;
+                Some(embedding.error.as_deref())
+            }
+            Event::Span(span) => {
+                write_span(&mut out, span)?;
+                Some(span.error.as_deref())
+            }
+            Event::Feedback(feedback) => {
+                write_feedback(&mut out, feedback)?;
+                None
+            }
+            Event::Metric(metric) => {
+                write_metric(&mut out, metric)?;
+                None
             }
         };
         for (key, value) in &envelope.properties {
@@ -198,7 +217,67 @@ fn write_generation<M: SerializeMap>(
     if !generation.provider_metadata.is_empty() {
         out.put("$ai_provider_metadata", &generation.provider_metadata)?;
     }
+    write_cost(out, generation.cost, generation.cost_configured)
+}
+
+/// Cost goes to PostHog only when it comes from the user's prices: PostHog keeps cost it is
+/// given, so a built-in estimate must not override the server's own table.
+fn write_cost<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    cost: Option<Cost>,
+    configured: bool,
+) -> Result<(), M::Error> {
+    if let (Some(cost), true) = (cost, configured) {
+        out.put("$ai_input_cost_usd", &cost.input_usd)?;
+        out.put("$ai_output_cost_usd", &cost.output_usd)?;
+        out.put("$ai_total_cost_usd", &cost.total_usd)?;
+    }
     Ok(())
+}
+
+fn write_embedding<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    embedding: &Embedding,
+) -> Result<(), M::Error> {
+    out.put("$ai_model", &embedding.model)?;
+    out.put("$ai_provider", &embedding.provider)?;
+    out.put("$ai_base_url", &embedding.base_url)?;
+    out.put("$ai_input", &embedding.input)?;
+    out.put(
+        "$ai_input_tokens",
+        &embedding.usage.input_tokens.unwrap_or(0),
+    )?;
+    out.put("$ai_latency", &seconds(embedding.latency))?;
+    out.put("$ai_http_status", &embedding.http_status)?;
+    write_cost(out, embedding.cost, embedding.cost_configured)
+}
+
+fn write_span<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    span: &SpanRecord,
+) -> Result<(), M::Error> {
+    out.put("$ai_input_state", &span.input_state)?;
+    out.put("$ai_output_state", &span.output_state)?;
+    out.put("$ai_latency", &seconds(span.latency))
+}
+
+fn write_feedback<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    feedback: &Feedback,
+) -> Result<(), M::Error> {
+    out.put_some("$ai_feedback_text", feedback.text.as_deref())?;
+    out.put_some("$ai_feedback_score", feedback.score)
+}
+
+fn write_metric<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    metric: &Metric,
+) -> Result<(), M::Error> {
+    out.put("$ai_metric_name", &metric.name)?;
+    match &metric.value {
+        Value::String(text) => out.put("$ai_metric_value", text),
+        other => out.put("$ai_metric_value", &DisplayStr(other)),
+    }
 }
 
 fn seconds(duration: Duration) -> f64 {

@@ -287,8 +287,8 @@ impl PriceTable {
     /// The current OpenAI and Anthropic list prices, as of [`BUILTIN_PRICES_AS_OF`].
     ///
     /// Anthropic: Claude Opus 4, 4.1, 4.5–4.8; Sonnet 3.5, 3.7, 4, 4.5, 4.6; Haiku 3, 3.5, 4.5.
-    /// OpenAI: GPT-5 mini, GPT-5 nano, GPT-4.1 nano. Models whose price could not be confirmed on
-    /// the provider's own pages are left out; add them with [`PriceTable::with_model`].
+    /// OpenAI: GPT-5, GPT-5 mini, GPT-5 nano, GPT-4.1 (mini, nano), GPT-4o (mini), o1, o3,
+    /// o3-mini, o4-mini. Other models are left out; add them with [`PriceTable::with_model`].
     pub fn builtin() -> Self {
         static BUILTIN: OnceLock<PriceTable> = OnceLock::new();
         BUILTIN

@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 
-use crate::types::{ChatRequest, ChatResponse, ChatStream, ContentPart, StreamEvent, ToolCall};
+use crate::types::{
+    ChatRequest, ChatResponse, ChatStream, ContentPart, EmbeddingRequest, EmbeddingResponse,
+    StreamEvent, ToolCall,
+};
 use crate::{Error, LlmModel, Result};
 
 /// A model that plays back scripted answers: responses, streams (with optional delays between
@@ -53,6 +56,7 @@ enum Reply {
         then_fail: Option<Error>,
     },
     Fail(Error),
+    Embedding(EmbeddingResponse),
 }
 
 impl Reply {
@@ -69,6 +73,7 @@ impl Reply {
                 then_fail: then_fail.as_ref().map(Error::duplicate),
             },
             Reply::Fail(error) => Reply::Fail(error.duplicate()),
+            Reply::Embedding(response) => Reply::Embedding(response.clone()),
         }
     }
 }
@@ -169,6 +174,12 @@ impl ScriptedModel {
         })
     }
 
+    /// Answers the next embedding call with `response`.
+    #[must_use]
+    pub fn embedding(self, response: EmbeddingResponse) -> Self {
+        self.push(Reply::Embedding(response))
+    }
+
     /// Fails the next call with `error`, before any answer.
     #[must_use]
     pub fn fail(self, error: Error) -> Self {
@@ -206,6 +217,7 @@ impl LlmModel for ScriptedModel {
         match self.next_reply().await? {
             Reply::Response(response) => Ok(response),
             Reply::Fail(error) => Err(error),
+            Reply::Embedding(_) => Err(mismatch("an embedding", "chat")),
             Reply::Stream {
                 events,
                 delay,
@@ -223,6 +235,7 @@ impl LlmModel for ScriptedModel {
     async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream> {
         let (events, delay, then_fail) = match self.next_reply().await? {
             Reply::Fail(error) => return Err(error),
+            Reply::Embedding(_) => return Err(mismatch("an embedding", "chat_stream")),
             Reply::Response(response) => (disassemble(response), Duration::ZERO, None),
             Reply::Stream {
                 events,
@@ -245,6 +258,14 @@ impl LlmModel for ScriptedModel {
         }
     }
 
+    async fn embed(&self, _request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
+        match self.next_reply().await? {
+            Reply::Embedding(response) => Ok(response),
+            Reply::Fail(error) => Err(error),
+            _ => Err(mismatch("a chat answer", "embed")),
+        }
+    }
+
     fn provider(&self) -> &str {
         &self.provider
     }
@@ -256,6 +277,13 @@ impl LlmModel for ScriptedModel {
     fn cache_tokens_in_input(&self) -> bool {
         self.cache_tokens_in_input
     }
+}
+
+/// The script's next answer does not fit the call made.
+fn mismatch(scripted: &str, call: &str) -> Error {
+    Error::other(format!(
+        "the scripted model's next answer is {scripted}, which `{call}` cannot give"
+    ))
 }
 
 /// A stream's events folded into one response.

@@ -6,14 +6,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::event::Embedding;
+use crate::pricing::PriceTable;
+use crate::redact::Redactor;
 use crate::sink::{Sink, SinkError};
-use crate::types::{ChatRequest, ChatResponse, ChatStream};
+use crate::trace::Tracer;
+use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse};
 use crate::{LlmModel, Result};
 
 mod record;
+mod shared;
 mod stream;
 
-use self::record::{emit, CallRecord};
+pub(crate) use self::record::envelope_for;
+use self::record::CallRecord;
+pub(crate) use self::shared::Shared;
 pub use self::stream::TracedStream;
 
 /// Wraps a model and sends exactly one event per call to a [`Sink`], whatever the outcome:
@@ -48,8 +55,7 @@ pub use self::stream::TracedStream;
 #[derive(Clone)]
 pub struct TracedModel<M> {
     inner: M,
-    sink: Arc<dyn Sink>,
-    privacy_mode: bool,
+    shared: Arc<Shared>,
 }
 
 impl<M> TracedModel<M> {
@@ -62,8 +68,7 @@ impl<M> TracedModel<M> {
     pub fn with_shared_sink(inner: M, sink: Arc<dyn Sink>) -> Self {
         Self {
             inner,
-            sink,
-            privacy_mode: false,
+            shared: Arc::new(Shared::new(sink)),
         }
     }
 
@@ -73,6 +78,8 @@ impl<M> TracedModel<M> {
             inner,
             sink: None,
             privacy_mode: false,
+            pricing: None,
+            redactor: None,
         }
     }
 
@@ -80,8 +87,33 @@ impl<M> TracedModel<M> {
     /// [`CallContext::privacy_mode`](crate::CallContext::privacy_mode) says otherwise.
     #[must_use]
     pub fn with_privacy_mode(mut self, private: bool) -> Self {
-        self.privacy_mode = private;
+        Arc::make_mut(&mut self.shared).privacy_mode = private;
         self
+    }
+
+    /// Prices every call with `table` and sends the cost to PostHog as `$ai_input_cost_usd`,
+    /// `$ai_output_cost_usd` and `$ai_total_cost_usd`.
+    ///
+    /// Without it, events carry a local estimate from [`PriceTable::builtin`] that sinks may
+    /// show but PostHog never receives: PostHog prices the event with its own table.
+    #[must_use]
+    pub fn with_pricing(mut self, table: PriceTable) -> Self {
+        Arc::make_mut(&mut self.shared).pricing = Some(table);
+        self
+    }
+
+    /// Runs `redactor` over every event's content before any sink sees it (see
+    /// [`redact`](crate::redact)).
+    #[must_use]
+    pub fn with_redactor(mut self, redactor: impl Redactor + 'static) -> Self {
+        Arc::make_mut(&mut self.shared).redactor = Some(Arc::new(redactor));
+        self
+    }
+
+    /// A [`Tracer`] that shares this model's sink, privacy mode and redactor: open traces and
+    /// spans around the calls, and record feedback and metrics.
+    pub fn tracer(&self) -> Tracer {
+        Tracer::from_shared(Arc::clone(&self.shared))
     }
 
     /// The wrapped model.
@@ -101,7 +133,7 @@ impl<M> TracedModel<M> {
 
     /// The sink events go to.
     pub fn sink(&self) -> &Arc<dyn Sink> {
-        &self.sink
+        &self.shared.sink
     }
 
     /// Waits until every event so far is delivered, or `timeout` passed.
@@ -109,7 +141,7 @@ impl<M> TracedModel<M> {
     /// # Errors
     /// [`SinkError::Timeout`] when the sink did not finish in time.
     pub async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.sink.flush(timeout).await
+        self.shared.sink.flush(timeout).await
     }
 
     /// Flushes and stops the sink; call it before the process exits.
@@ -117,7 +149,7 @@ impl<M> TracedModel<M> {
     /// # Errors
     /// [`SinkError::Timeout`], or [`SinkError::AlreadyShutdown`] on a second call.
     pub async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.sink.shutdown(timeout).await
+        self.shared.sink.shutdown(timeout).await
     }
 }
 
@@ -125,8 +157,7 @@ impl<M: fmt::Debug> fmt::Debug for TracedModel<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracedModel")
             .field("inner", &self.inner)
-            .field("sink", &self.sink)
-            .field("privacy_mode", &self.privacy_mode)
+            .field("tracing", &self.shared)
             .finish()
     }
 }
@@ -134,27 +165,28 @@ impl<M: fmt::Debug> fmt::Debug for TracedModel<M> {
 #[async_trait]
 impl<M: LlmModel> LlmModel for TracedModel<M> {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let record = CallRecord::start(&self.inner, request, self.privacy_mode, false);
+        let record = CallRecord::start(&self.inner, request, self.shared.privacy_mode, false);
         let mut pending = PendingCall {
             record: Some(record),
-            sink: &*self.sink,
+            shared: &self.shared,
         };
         let result = self.inner.chat(request).await;
         if let Some(record) = pending.record.take() {
+            let price = record.price().copied();
             let generation = match &result {
                 Ok(response) => record.succeed(response),
                 Err(error) => record.fail(error),
             };
-            emit(&*self.sink, generation);
+            self.shared.emit(generation.into(), price.as_ref());
         }
         result
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        let record = CallRecord::start(&self.inner, request, self.privacy_mode, true);
+        let record = CallRecord::start(&self.inner, request, self.shared.privacy_mode, true);
         let mut pending = PendingCall {
             record: Some(record),
-            sink: &*self.sink,
+            shared: &self.shared,
         };
         let result = self.inner.chat_stream(request).await;
         let Some(record) = pending.record.take() else {
@@ -164,13 +196,52 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
             Ok(stream) => Ok(Box::pin(TracedStream::new(
                 stream,
                 record,
-                Arc::clone(&self.sink),
+                Arc::clone(&self.shared),
             ))),
             Err(error) => {
-                emit(&*self.sink, record.fail(&error));
+                let price = record.price().copied();
+                self.shared.emit(record.fail(&error).into(), price.as_ref());
                 Err(error)
             }
         }
+    }
+
+    async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let started = std::time::Instant::now();
+        let private = request
+            .context
+            .privacy_mode
+            .unwrap_or(self.shared.privacy_mode);
+        let mut embedding = Embedding {
+            envelope: envelope_for(&request.context),
+            model: request.model.clone(),
+            provider: self.inner.provider().to_owned(),
+            base_url: self.inner.base_url().to_owned(),
+            input: (!private).then(|| request.input.clone()),
+            usage: crate::Usage::default(),
+            latency: Duration::ZERO,
+            http_status: 200,
+            error: None,
+            cost: None,
+            cost_configured: false,
+        };
+        let result = self.inner.embed(request).await;
+        embedding.latency = started.elapsed();
+        match &result {
+            Ok(response) => {
+                embedding.usage = response.usage;
+                if let Some(model) = &response.model {
+                    embedding.model.clone_from(model);
+                }
+            }
+            Err(error) => {
+                embedding.http_status = error.status().unwrap_or(0);
+                embedding.error = Some(error.to_string());
+            }
+        }
+        self.shared
+            .emit(embedding.into(), request.context.price.as_ref());
+        result
     }
 
     fn provider(&self) -> &str {
@@ -190,13 +261,14 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
 /// future: the event goes out as cancelled.
 struct PendingCall<'a> {
     record: Option<CallRecord>,
-    sink: &'a dyn Sink,
+    shared: &'a Shared,
 }
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
-            emit(self.sink, record.cancel());
+            let price = record.price().copied();
+            self.shared.emit(record.cancel().into(), price.as_ref());
         }
     }
 }
@@ -207,6 +279,8 @@ pub struct TracedModelBuilder<M> {
     inner: M,
     sink: Option<Arc<dyn Sink>>,
     privacy_mode: bool,
+    pricing: Option<PriceTable>,
+    redactor: Option<Arc<dyn Redactor>>,
 }
 
 impl<M> TracedModelBuilder<M> {
@@ -228,14 +302,30 @@ impl<M> TracedModelBuilder<M> {
         self
     }
 
+    /// Prices calls with `table` and sends the cost (see [`TracedModel::with_pricing`]).
+    pub fn pricing(mut self, table: PriceTable) -> Self {
+        self.pricing = Some(table);
+        self
+    }
+
+    /// Masks event content before any sink sees it (see [`TracedModel::with_redactor`]).
+    pub fn redactor(mut self, redactor: impl Redactor + 'static) -> Self {
+        self.redactor = Some(Arc::new(redactor));
+        self
+    }
+
     /// The traced model. Without a sink, events go to
     /// [`sink::default_sink`](crate::sink::default_sink).
     pub fn build(self) -> TracedModel<M> {
         let sink = self.sink.unwrap_or_else(crate::sink::default_sink);
         TracedModel {
             inner: self.inner,
-            sink,
-            privacy_mode: self.privacy_mode,
+            shared: Arc::new(Shared {
+                sink,
+                privacy_mode: self.privacy_mode,
+                pricing: self.pricing,
+                redactor: self.redactor,
+            }),
         }
     }
 }
@@ -246,6 +336,7 @@ impl<M: fmt::Debug> fmt::Debug for TracedModelBuilder<M> {
             .field("inner", &self.inner)
             .field("sink", &self.sink)
             .field("privacy_mode", &self.privacy_mode)
-            .finish()
+            .field("pricing", &self.pricing)
+            .finish_non_exhaustive()
     }
 }

@@ -1,12 +1,13 @@
 //! What a call records while it runs, and how it becomes an event.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
+use uuid::Uuid;
+
 use crate::context::CallContext;
-use crate::event::{Envelope, Event, Generation, ModelParameters};
-use crate::sink::Sink;
+use crate::event::{Envelope, Generation, ModelParameters};
+use crate::pricing::ModelPrice;
+use crate::trace::SpanScope;
 use crate::types::{ChatRequest, ChatResponse, ContentPart, StreamEvent, ToolCall, Usage};
 use crate::{Error, LlmModel};
 
@@ -18,6 +19,7 @@ pub(crate) const CANCELLED: &str = "cancelled";
 pub(crate) struct CallRecord {
     started: Instant,
     private: bool,
+    price: Option<ModelPrice>,
     generation: Generation,
 }
 
@@ -50,8 +52,14 @@ impl CallRecord {
         Self {
             started: Instant::now(),
             private,
+            price: request.context.price,
             generation,
         }
+    }
+
+    /// The price this call names for itself, if any.
+    pub(crate) fn price(&self) -> Option<&ModelPrice> {
+        self.price.as_ref()
     }
 
     pub(crate) fn is_private(&self) -> bool {
@@ -131,8 +139,11 @@ pub(crate) enum StreamEnding<'a> {
     Cancelled,
 }
 
-/// The envelope of a call's event, from what the caller said of it.
-fn envelope_for(context: &CallContext) -> Envelope {
+/// The envelope of a call's event, from what the caller said of it and the span it runs in.
+///
+/// Explicit ids in the context win; the enclosing span (see [`crate::trace`]) fills the rest. A
+/// call nested under a parent gets a span id of its own, so it is a node of the trace tree.
+pub(crate) fn envelope_for(context: &CallContext) -> Envelope {
     let mut envelope = Envelope::at(SystemTime::now());
     envelope.distinct_id.clone_from(&context.distinct_id);
     envelope.trace_id.clone_from(&context.trace_id);
@@ -140,6 +151,12 @@ fn envelope_for(context: &CallContext) -> Envelope {
     envelope.span_id.clone_from(&context.span_id);
     envelope.parent_id.clone_from(&context.parent_id);
     envelope.span_name.clone_from(&context.span_name);
+    if let Some(scope) = SpanScope::current() {
+        scope.fill(&mut envelope);
+    }
+    if envelope.parent_id.is_some() && envelope.span_id.is_none() {
+        envelope.span_id = Some(Uuid::now_v7().hyphenated().to_string());
+    }
     if !context.properties.is_empty() {
         envelope.properties.clone_from(&context.properties);
     }
@@ -252,15 +269,5 @@ impl StreamAccumulator {
             })
         }));
         parts
-    }
-}
-
-/// Hands the event to the sink. A sink that panics is contained here: tracing never panics
-/// into the caller.
-pub(crate) fn emit(sink: &dyn Sink, generation: Generation) {
-    static SINK_PANICKED: AtomicBool = AtomicBool::new(false);
-    let outcome = catch_unwind(AssertUnwindSafe(|| sink.capture(Event::from(generation))));
-    if outcome.is_err() && !SINK_PANICKED.swap(true, Ordering::Relaxed) {
-        tracing::error!(target: "traced_llm", "a sink panicked while capturing an event; the event is lost and the caller unaffected");
     }
 }

@@ -5,8 +5,8 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::record::{emit, CallRecord, StreamAccumulator, StreamEnding};
-use crate::sink::Sink;
+use super::record::{CallRecord, StreamAccumulator, StreamEnding};
+use super::shared::Shared;
 use crate::types::{ChatStream, StreamEvent};
 use crate::Result;
 
@@ -18,26 +18,26 @@ pin_project! {
         #[pin]
         inner: ChatStream,
         call: Option<(CallRecord, StreamAccumulator)>,
-        sink: Arc<dyn Sink>,
+        shared: Arc<Shared>,
     }
 
     impl PinnedDrop for TracedStream {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some((record, accumulated)) = this.call.take() {
-                emit(&**this.sink, record.finish_stream(accumulated, StreamEnding::Cancelled));
+                finish(this.shared, record, accumulated, StreamEnding::Cancelled);
             }
         }
     }
 }
 
 impl TracedStream {
-    pub(crate) fn new(inner: ChatStream, record: CallRecord, sink: Arc<dyn Sink>) -> Self {
+    pub(crate) fn new(inner: ChatStream, record: CallRecord, shared: Arc<Shared>) -> Self {
         let accumulator = StreamAccumulator::new(!record.is_private());
         Self {
             inner,
             call: Some((record, accumulator)),
-            sink,
+            shared,
         }
     }
 }
@@ -56,14 +56,17 @@ impl Stream for TracedStream {
             }
             Some(Err(error)) => {
                 if let Some((record, accumulated)) = this.call.take() {
-                    let ending = StreamEnding::Failed(error);
-                    emit(&**this.sink, record.finish_stream(accumulated, ending));
+                    finish(
+                        this.shared,
+                        record,
+                        accumulated,
+                        StreamEnding::Failed(error),
+                    );
                 }
             }
             None => {
                 if let Some((record, accumulated)) = this.call.take() {
-                    let ending = StreamEnding::Completed;
-                    emit(&**this.sink, record.finish_stream(accumulated, ending));
+                    finish(this.shared, record, accumulated, StreamEnding::Completed);
                 }
             }
         }
@@ -85,7 +88,18 @@ impl std::fmt::Debug for TracedStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TracedStream")
             .field("finished", &self.call.is_none())
-            .field("sink", &self.sink)
+            .field("tracing", &self.shared)
             .finish_non_exhaustive()
     }
+}
+
+fn finish(
+    shared: &Shared,
+    record: CallRecord,
+    accumulated: StreamAccumulator,
+    ending: StreamEnding<'_>,
+) {
+    let price = record.price().copied();
+    let generation = record.finish_stream(accumulated, ending);
+    shared.emit(generation.into(), price.as_ref());
 }

@@ -1,0 +1,316 @@
+//! Whole conversations: traces and the spans inside them, feedback and metrics.
+//!
+//! PostHog groups events by `$ai_trace_id` and nests them by `$ai_parent_id`. A [`Tracer`]
+//! opens a trace ([`Tracer::trace`]); a [`Span`] opens children ([`Span::child`]) and runs work
+//! inside itself ([`Span::in_scope`]): every call a [`TracedModel`](crate::TracedModel) makes in
+//! there gets the trace id, a span id of its own and the enclosing span as parent, with no ids
+//! passed by hand. Explicit ids on a call's [`CallContext`](crate::CallContext) still win.
+//!
+//! When a span ends it sends `$ai_span` (the root sends `$ai_trace`) with its name, input and
+//! output state (hidden in privacy mode), latency, and error fields when the work failed. A span
+//! dropped without being ended — its task cancelled, or a panic unwinding — is still sent, as an
+//! error.
+//!
+//! ```
+//! use serde_json::json;
+//! use traced_llm::sink::InMemorySink;
+//! use traced_llm::testing::ScriptedModel;
+//! use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let events = InMemorySink::new();
+//! let model = TracedModel::new(
+//!     ScriptedModel::new().respond(ChatResponse::text_response("4")),
+//!     events.clone(),
+//! );
+//! let trace = model.tracer().trace("math_agent").with_distinct_id("user_42");
+//! let step = trace.child("answer").with_input(json!({"question": "2 + 2"}));
+//! let answer = step
+//!     .in_scope(model.chat(&ChatRequest::new("gpt-4o-mini").message(Message::user("2 + 2?"))))
+//!     .await?;
+//! step.end_with_output(json!({"answer": answer.text()}));
+//! trace.end();
+//!
+//! let names: Vec<_> = events.events().iter().map(|e| e.name()).collect();
+//! assert_eq!(names, ["$ai_generation", "$ai_span", "$ai_trace"]);
+//! # Ok::<(), traced_llm::Error>(())
+//! # });
+//! ```
+
+mod scope;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::event::{Envelope, Event, Feedback, Metric, SpanRecord};
+use crate::redact::Redactor;
+use crate::sink::Sink;
+use crate::traced::Shared;
+
+pub use self::scope::SpanScope;
+
+/// The message of a span dropped before it was ended.
+pub const DROPPED_SPAN_ERROR: &str =
+    "span dropped before it was ended (task cancelled or panicked)";
+
+/// Opens traces and records feedback and metrics into a sink.
+///
+/// Get one from [`TracedModel::tracer`](crate::TracedModel::tracer) to share the model's sink,
+/// privacy mode and redactor, or build one over any sink.
+#[derive(Clone)]
+pub struct Tracer {
+    shared: Arc<Shared>,
+}
+
+impl Tracer {
+    /// A tracer over `sink`.
+    pub fn new(sink: impl Sink + 'static) -> Self {
+        Self::from_shared(Arc::new(Shared::new(Arc::new(sink))))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Hides span input and output state.
+    #[must_use]
+    pub fn with_privacy_mode(mut self, private: bool) -> Self {
+        Arc::make_mut(&mut self.shared).privacy_mode = private;
+        self
+    }
+
+    /// Masks span state and feedback text before any sink sees it.
+    #[must_use]
+    pub fn with_redactor(mut self, redactor: impl Redactor + 'static) -> Self {
+        Arc::make_mut(&mut self.shared).redactor = Some(Arc::new(redactor));
+        self
+    }
+
+    /// Opens a trace with a fresh id.
+    pub fn trace(&self, name: impl Into<String>) -> Span {
+        self.trace_with_id(name, Uuid::now_v7().hyphenated().to_string())
+    }
+
+    /// Opens a trace with your own id, e.g. a conversation id.
+    pub fn trace_with_id(&self, name: impl Into<String>, trace_id: impl Into<String>) -> Span {
+        let trace_id: Arc<str> = Arc::from(trace_id.into());
+        Span::open(
+            Arc::clone(&self.shared),
+            SpanScope {
+                span_id: Arc::clone(&trace_id),
+                trace_id,
+                distinct_id: None,
+                session_id: None,
+                groups: None,
+            },
+            None,
+            name.into(),
+        )
+    }
+
+    /// Records what a user thought of a trace (`$ai_feedback`).
+    ///
+    /// ```
+    /// use traced_llm::event::Feedback;
+    /// use traced_llm::sink::InMemorySink;
+    /// use traced_llm::trace::Tracer;
+    ///
+    /// let tracer = Tracer::new(InMemorySink::new());
+    /// tracer.feedback(Feedback::thumbs_up("conversation_7f3a").with_distinct_id("user_42"));
+    /// ```
+    pub fn feedback(&self, feedback: Feedback) {
+        self.shared.emit(feedback.into(), None);
+    }
+
+    /// Records a named measurement of a trace (`$ai_metric`).
+    pub fn metric(&self, metric: Metric) {
+        self.shared.emit(metric.into(), None);
+    }
+}
+
+impl fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracer")
+            .field("tracing", &self.shared)
+            .finish()
+    }
+}
+
+/// An open trace or span. End it with [`Span::end`], [`Span::end_with_output`] or
+/// [`Span::fail`]; dropped without that, it is sent as an error.
+#[must_use = "a span is sent when it ends; dropping it at once records an error"]
+pub struct Span {
+    shared: Arc<Shared>,
+    scope: SpanScope,
+    parent_id: Option<String>,
+    name: String,
+    started: Instant,
+    timestamp: SystemTime,
+    input_state: Option<Value>,
+    properties: Map<String, Value>,
+    open: bool,
+}
+
+impl Span {
+    fn open(
+        shared: Arc<Shared>,
+        scope: SpanScope,
+        parent_id: Option<String>,
+        name: String,
+    ) -> Self {
+        Self {
+            shared,
+            scope,
+            parent_id,
+            name,
+            started: Instant::now(),
+            timestamp: SystemTime::now(),
+            input_state: None,
+            properties: Map::new(),
+            open: true,
+        }
+    }
+
+    /// Opens a span nested in this one. It inherits the trace, person and session.
+    pub fn child(&self, name: impl Into<String>) -> Span {
+        let span_id: Arc<str> = Arc::from(Uuid::now_v7().hyphenated().to_string());
+        let scope = SpanScope {
+            span_id,
+            ..self.scope.clone()
+        };
+        Span::open(
+            Arc::clone(&self.shared),
+            scope,
+            Some(self.scope.span_id.to_string()),
+            name.into(),
+        )
+    }
+
+    /// Sets the person this trace is for; spans and calls opened afterwards inherit it.
+    pub fn with_distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
+        self.scope.distinct_id = Some(Arc::from(distinct_id.into()));
+        self
+    }
+
+    /// Sets the session; spans and calls opened afterwards inherit it as `$ai_session_id`.
+    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
+        self.scope.session_id = Some(Arc::from(session_id.into()));
+        self
+    }
+
+    /// Adds a group; spans and calls opened afterwards inherit it.
+    pub fn with_group(mut self, group_type: impl Into<String>, key: impl Into<Value>) -> Self {
+        let mut groups = self.scope.groups.as_deref().cloned().unwrap_or_default();
+        groups.insert(group_type.into(), key.into());
+        self.scope.groups = Some(Arc::new(groups));
+        self
+    }
+
+    /// Sets what the work starts from (`$ai_input_state`).
+    pub fn with_input(mut self, state: impl Into<Value>) -> Self {
+        self.input_state = Some(state.into());
+        self
+    }
+
+    /// Adds a custom property to this span's event.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> &str {
+        self.scope.trace_id()
+    }
+
+    /// This span's id (for the root: the trace id).
+    pub fn span_id(&self) -> &str {
+        self.scope.span_id()
+    }
+
+    /// The ids work beneath this span inherits, to hand to a spawned task.
+    pub fn scope(&self) -> SpanScope {
+        self.scope.clone()
+    }
+
+    /// Runs `future` inside this span: every traced call it makes, across `.await` points,
+    /// nests under it. A spawned task does not inherit the scope; move a child span (or
+    /// [`Span::scope`]) into it and run its work there with `in_scope`.
+    pub fn in_scope<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        self.scope.clone().scope(future)
+    }
+
+    /// Ends the work successfully.
+    pub fn end(self) {
+        self.finish(None, None);
+    }
+
+    /// Ends the work successfully with its result (`$ai_output_state`).
+    pub fn end_with_output(self, output: impl Into<Value>) {
+        self.finish(Some(output.into()), None);
+    }
+
+    /// Ends the work as failed with `error`.
+    pub fn fail(self, error: impl fmt::Display) {
+        self.finish(None, Some(error.to_string()));
+    }
+
+    fn finish(mut self, output_state: Option<Value>, error: Option<String>) {
+        self.send(output_state, error);
+    }
+
+    fn send(&mut self, output_state: Option<Value>, error: Option<String>) {
+        if !std::mem::replace(&mut self.open, false) {
+            return;
+        }
+        let is_trace = self.parent_id.is_none();
+        let mut envelope = Envelope::at(self.timestamp);
+        envelope.trace_id = Some(self.scope.trace_id.to_string());
+        if !is_trace {
+            envelope.span_id = Some(self.scope.span_id.to_string());
+        }
+        envelope.parent_id = self.parent_id.take();
+        envelope.span_name = Some(std::mem::take(&mut self.name));
+        envelope.distinct_id = self.scope.distinct_id.as_deref().map(str::to_owned);
+        envelope.session_id = self.scope.session_id.as_deref().map(str::to_owned);
+        if let Some(groups) = &self.scope.groups {
+            envelope.groups = (**groups).clone();
+        }
+        envelope.properties = std::mem::take(&mut self.properties);
+        let private = self.shared.privacy_mode;
+        let record = SpanRecord {
+            envelope,
+            is_trace,
+            input_state: self.input_state.take().filter(|_| !private),
+            output_state: output_state.filter(|_| !private),
+            latency: self.started.elapsed(),
+            error,
+        };
+        self.shared.emit(Event::Span(record), None);
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if self.open {
+            self.send(None, Some(DROPPED_SPAN_ERROR.to_owned()));
+        }
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("name", &self.name)
+            .field("trace_id", &self.scope.trace_id)
+            .field("span_id", &self.scope.span_id)
+            .field("parent_id", &self.parent_id)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::pricing::Cost;
+use crate::pricing::{Cost, PriceTable};
 use crate::types::{ContentPart, Message, Tool, Usage};
 
 pub mod posthog;
@@ -232,12 +232,10 @@ pub struct Generation {
     pub error: Option<String>,
     /// Other facts the provider reported (e.g. `system_fingerprint`).
     pub provider_metadata: Map<String, Value>,
-    /// What the call cost, when a price for the model is known.
+    /// What the call cost under the prices the user configured (a table or a per-call price);
+    /// sent to PostHog. `None` leaves pricing to PostHog; see [`Generation::estimated_cost`] for
+    /// a local figure.
     pub cost: Option<Cost>,
-    /// Whether [`Generation::cost`] comes from prices the user configured. Only then is it sent
-    /// to PostHog; otherwise it is a local estimate from the built-in table and PostHog prices
-    /// the event itself.
-    pub cost_configured: bool,
 }
 
 impl Generation {
@@ -263,13 +261,25 @@ impl Generation {
             error: None,
             provider_metadata: Map::new(),
             cost: None,
-            cost_configured: false,
         }
     }
 
     /// Whether the call failed.
     pub fn is_error(&self) -> bool {
         self.error.is_some()
+    }
+
+    /// The configured cost, else an estimate from [`PriceTable::builtin`] for local sinks and
+    /// tests. Computed on demand, so the caller's path never pays for it.
+    pub fn estimated_cost(&self) -> Option<Cost> {
+        self.cost.or_else(|| {
+            PriceTable::builtin().cost(
+                &self.provider,
+                &self.model,
+                &self.usage,
+                self.cache_tokens_in_input,
+            )
+        })
     }
 
     /// The text of the answer, joined.
@@ -304,10 +314,8 @@ pub struct Embedding {
     pub http_status: u16,
     /// The error message when the call failed.
     pub error: Option<String>,
-    /// What the call cost, when a price for the model is known.
+    /// What the call cost under the prices the user configured; sent to PostHog.
     pub cost: Option<Cost>,
-    /// Whether the cost comes from prices the user configured (then it is sent to PostHog).
-    pub cost_configured: bool,
 }
 
 /// A unit of work inside a trace, or the trace itself, once it ended.

@@ -217,17 +217,16 @@ fn write_generation<M: SerializeMap>(
     if !generation.provider_metadata.is_empty() {
         out.put("$ai_provider_metadata", &generation.provider_metadata)?;
     }
-    write_cost(out, generation.cost, generation.cost_configured)
+    write_cost(out, generation.cost)
 }
 
-/// Cost goes to PostHog only when it comes from the user's prices: PostHog keeps cost it is
-/// given, so a built-in estimate must not override the server's own table.
+/// Only cost from the user's own prices is on an event: PostHog keeps cost it is given, so an
+/// estimate must never override the server's table.
 fn write_cost<M: SerializeMap>(
     out: &mut PropertyWriter<'_, M>,
     cost: Option<Cost>,
-    configured: bool,
 ) -> Result<(), M::Error> {
-    if let (Some(cost), true) = (cost, configured) {
+    if let Some(cost) = cost {
         out.put("$ai_input_cost_usd", &cost.input_usd)?;
         out.put("$ai_output_cost_usd", &cost.output_usd)?;
         out.put("$ai_total_cost_usd", &cost.total_usd)?;
@@ -249,7 +248,7 @@ fn write_embedding<M: SerializeMap>(
     )?;
     out.put("$ai_latency", &seconds(embedding.latency))?;
     out.put("$ai_http_status", &embedding.http_status)?;
-    write_cost(out, embedding.cost, embedding.cost_configured)
+    write_cost(out, embedding.cost)
 }
 
 fn write_span<M: SerializeMap>(

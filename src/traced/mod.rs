@@ -94,8 +94,8 @@ impl<M> TracedModel<M> {
     /// Prices every call with `table` and sends the cost to PostHog as `$ai_input_cost_usd`,
     /// `$ai_output_cost_usd` and `$ai_total_cost_usd`.
     ///
-    /// Without it, events carry a local estimate from [`PriceTable::builtin`] that sinks may
-    /// show but PostHog never receives: PostHog prices the event with its own table.
+    /// Without it, PostHog prices events with its own table; sinks can still show a local
+    /// estimate with [`Generation::estimated_cost`](crate::event::Generation::estimated_cost).
     #[must_use]
     pub fn with_pricing(mut self, table: PriceTable) -> Self {
         Arc::make_mut(&mut self.shared).pricing = Some(table);
@@ -223,7 +223,6 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
             http_status: 200,
             error: None,
             cost: None,
-            cost_configured: false,
         };
         let result = self.inner.embed(request).await;
         embedding.latency = started.elapsed();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::event::Event;
-use crate::pricing::{ModelPrice, PriceTable};
+use crate::pricing::{CacheAccounting, ModelPrice, PriceTable};
 use crate::redact::{redact_event, Redactor};
 use crate::sink::Sink;
 
@@ -46,50 +46,28 @@ impl Shared {
         }
     }
 
-    /// A per-call price wins over the configured table; without either, the built-in table
-    /// gives a local estimate.
+    /// A per-call price wins over the configured table. Without either, nothing is priced
+    /// here: PostHog prices the event itself.
     fn price(&self, event: &mut Event, per_call: Option<&ModelPrice>) {
-        let (cost, configured, cost_slot) = match event {
-            Event::Generation(generation) => {
-                let accounting = crate::pricing::CacheAccounting::for_call(
-                    &generation.provider,
-                    &generation.model,
-                    generation.cache_tokens_in_input,
-                );
-                let (price, configured) = self.lookup(&generation.model, per_call);
-                (
-                    price.map(|price| price.cost(&generation.usage, accounting)),
-                    configured,
-                    (&mut generation.cost, &mut generation.cost_configured),
-                )
-            }
-            Event::Embedding(embedding) => {
-                let accounting = crate::pricing::CacheAccounting::for_call(
-                    &embedding.provider,
-                    &embedding.model,
-                    true,
-                );
-                let (price, configured) = self.lookup(&embedding.model, per_call);
-                (
-                    price.map(|price| price.cost(&embedding.usage, accounting)),
-                    configured,
-                    (&mut embedding.cost, &mut embedding.cost_configured),
-                )
-            }
+        if per_call.is_none() && self.pricing.is_none() {
+            return;
+        }
+        let (provider, model, usage, cache_tokens_in_input, slot) = match event {
+            Event::Generation(g) => (
+                &g.provider,
+                &g.model,
+                &g.usage,
+                g.cache_tokens_in_input,
+                &mut g.cost,
+            ),
+            Event::Embedding(e) => (&e.provider, &e.model, &e.usage, true, &mut e.cost),
             _ => return,
         };
-        *cost_slot.0 = cost;
-        *cost_slot.1 = configured && cost.is_some();
-    }
-
-    fn lookup(&self, model: &str, per_call: Option<&ModelPrice>) -> (Option<ModelPrice>, bool) {
-        if let Some(price) = per_call {
-            return (Some(*price), true);
-        }
-        match &self.pricing {
-            Some(table) => (table.price_for(model).copied(), true),
-            None => (PriceTable::builtin().price_for(model).copied(), false),
-        }
+        let price = per_call
+            .copied()
+            .or_else(|| self.pricing.as_ref()?.price_for(model).copied());
+        let accounting = CacheAccounting::for_call(provider, model, cache_tokens_in_input);
+        *slot = price.map(|price| price.cost(usage, accounting));
     }
 }
 

@@ -1,0 +1,240 @@
+//! Chat Completions stream chunks to neutral [`StreamEvent`]s.
+//!
+//! Every chunk is read, including the last one with empty `choices` that carries the usage
+//! (skipping it is how other crates lose the token counts). Empty strings, `usage: {}` and
+//! `finish_reason: ""` from compatible servers are read as "nothing said".
+
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+
+use super::wire::WireUsage;
+use crate::provider::http::api_error_from_value;
+use crate::provider::sse::{Decoder, Flow};
+use crate::types::StreamEvent;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+struct Chunk {
+    id: Option<String>,
+    model: Option<String>,
+    choices: Option<Vec<ChunkChoice>>,
+    usage: Option<WireUsage>,
+    /// Some servers (OpenRouter, vLLM) report a failure inside the stream.
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkChoice {
+    delta: Option<Delta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta {
+    content: Option<String>,
+    /// DeepSeek, vLLM and llama.cpp name the reasoning `reasoning_content`.
+    reasoning_content: Option<String>,
+    /// OpenRouter and Ollama name it `reasoning`.
+    reasoning: Option<String>,
+    refusal: Option<String>,
+    tool_calls: Option<Vec<ToolCallChunk>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolCallChunk {
+    index: Option<usize>,
+    id: Option<String>,
+    function: Option<FunctionChunk>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionChunk {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// The state of one OpenAI stream.
+#[derive(Debug, Default)]
+pub(crate) struct OpenAiDecoder {
+    sent_metadata: bool,
+    /// A finish reason arrived, so a body without `[DONE]` is still a complete answer.
+    finished: bool,
+    chunks: usize,
+}
+
+fn non_empty(text: Option<String>) -> Option<String> {
+    text.filter(|text| !text.is_empty())
+}
+
+impl Decoder for OpenAiDecoder {
+    fn decode(&mut self, _kind: &str, data: &str, out: &mut VecDeque<StreamEvent>) -> Result<Flow> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        if data.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        self.chunks += 1;
+        let chunk: Chunk = serde_json::from_str(data).map_err(|err| {
+            Error::decode(format!("invalid stream chunk {} json: {err}", self.chunks))
+                .with_status(200)
+                .with_source(err)
+        })?;
+        if let Some(error) = &chunk.error {
+            if !error.is_null() {
+                let parsed = api_error_from_value(&serde_json::json!({ "error": error }));
+                return Err(Error::stream(
+                    parsed
+                        .message
+                        .unwrap_or_else(|| "the server reported an error".to_owned()),
+                )
+                .with_status(200)
+                .with_api_error(parsed.error_type, parsed.code));
+            }
+        }
+        if !self.sent_metadata && (chunk.id.is_some() || chunk.model.is_some()) {
+            self.sent_metadata = true;
+            out.push_back(StreamEvent::ResponseMetadata {
+                id: non_empty(chunk.id),
+                model: non_empty(chunk.model),
+            });
+        }
+        // Only the first choice is followed (`n > 1` is not modelled).
+        if let Some(choice) = chunk.choices.and_then(|choices| choices.into_iter().next()) {
+            if let Some(delta) = choice.delta {
+                if let Some(text) =
+                    non_empty(delta.reasoning_content).or_else(|| non_empty(delta.reasoning))
+                {
+                    out.push_back(StreamEvent::ReasoningDelta { text });
+                }
+                if let Some(text) = non_empty(delta.content).or_else(|| non_empty(delta.refusal)) {
+                    out.push_back(StreamEvent::TextDelta { text });
+                }
+                for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+                    let (name, arguments) = match call.function {
+                        Some(function) => (
+                            non_empty(function.name),
+                            function.arguments.unwrap_or_default(),
+                        ),
+                        None => (None, String::new()),
+                    };
+                    let id = non_empty(call.id);
+                    if id.is_none() && name.is_none() && arguments.is_empty() {
+                        continue;
+                    }
+                    out.push_back(StreamEvent::ToolCallDelta {
+                        index: call.index.unwrap_or(position),
+                        id,
+                        name,
+                        arguments,
+                    });
+                }
+            }
+            if let Some(reason) = non_empty(choice.finish_reason) {
+                self.finished = true;
+                out.push_back(StreamEvent::Finish { reason });
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            let usage = usage.to_usage();
+            if !usage.is_empty() {
+                out.push_back(StreamEvent::Usage(usage));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn end_without_marker(&mut self) -> Result<()> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(Error::stream("the stream ended before the answer finished").with_status(200))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Usage;
+
+    fn decode_all(datas: &[&str]) -> (Vec<StreamEvent>, Result<Flow>) {
+        let mut decoder = OpenAiDecoder::default();
+        let mut out = VecDeque::new();
+        let mut last = Ok(Flow::Continue);
+        for data in datas {
+            last = decoder.decode("message", data, &mut out);
+            if last.is_err() {
+                break;
+            }
+        }
+        (out.into_iter().collect(), last)
+    }
+
+    #[test]
+    fn tolerates_what_compatible_servers_send() {
+        let (events, last) = decode_all(&[
+            r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null,"x_unknown":1}"#,
+            r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":""}],"usage":{}}"#,
+            r#"{"id":"c1","model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":null}}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ResponseMetadata {
+                    id: Some("c1".into()),
+                    model: Some("m".into())
+                },
+                StreamEvent::text("Hi"),
+                StreamEvent::Usage(Usage::new(5, 1)),
+            ]
+        );
+        assert_eq!(last.unwrap(), Flow::Done);
+    }
+
+    #[test]
+    fn reasoning_content_becomes_reasoning_deltas() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":"more"}}]}"#,
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ReasoningDelta {
+                    text: "think".into()
+                },
+                StreamEvent::ReasoningDelta {
+                    text: "more".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn in_stream_error_objects_fail_the_stream() {
+        let (_, last) = decode_all(&[
+            r#"{"error":{"message":"upstream overloaded","type":"server_error","code":502}}"#,
+        ]);
+        let err = last.unwrap_err();
+        assert!(err.is_stream());
+        assert_eq!(err.message(), "upstream overloaded");
+        assert_eq!(err.api_error_type(), Some("server_error"));
+        assert_eq!(err.api_error_code(), Some("502"));
+    }
+
+    #[test]
+    fn malformed_json_is_a_decode_error_with_context() {
+        let (_, last) = decode_all(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#, "{not json"]);
+        let err = last.unwrap_err();
+        assert!(err.is_decode());
+        assert!(
+            err.message().starts_with("invalid stream chunk 2 json: "),
+            "{}",
+            err.message()
+        );
+    }
+}

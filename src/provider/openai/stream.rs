@@ -61,6 +61,45 @@ pub(crate) struct OpenAiDecoder {
     /// A finish reason arrived, so a body without `[DONE]` is still a complete answer.
     finished: bool,
     chunks: usize,
+    /// The id and name already passed on per tool-call index: some servers repeat them in
+    /// every fragment, and a repeat must not be appended twice.
+    tool_heads: Vec<(usize, Option<String>, Option<String>)>,
+}
+
+impl OpenAiDecoder {
+    /// Drops an id or name that repeats what this index already stated.
+    fn first_statement(
+        &mut self,
+        index: usize,
+        id: Option<String>,
+        name: Option<String>,
+    ) -> (Option<String>, Option<String>) {
+        let position = match self.tool_heads.iter().position(|head| head.0 == index) {
+            Some(position) => position,
+            None => {
+                self.tool_heads.push((index, None, None));
+                self.tool_heads.len() - 1
+            }
+        };
+        let head = &mut self.tool_heads[position];
+        let id = match id {
+            Some(id) if head.1.as_deref() == Some(id.as_str()) => None,
+            Some(id) => {
+                head.1 = Some(id.clone());
+                Some(id)
+            }
+            None => None,
+        };
+        let name = match name {
+            Some(name) if head.2.as_deref() == Some(name.as_str()) => None,
+            Some(name) => {
+                head.2 = Some(name.clone());
+                Some(name)
+            }
+            None => None,
+        };
+        (id, name)
+    }
 }
 
 fn non_empty(text: Option<String>) -> Option<String> {
@@ -120,12 +159,13 @@ impl Decoder for OpenAiDecoder {
                         ),
                         None => (None, String::new()),
                     };
-                    let id = non_empty(call.id);
+                    let index = call.index.unwrap_or(position);
+                    let (id, name) = self.first_statement(index, non_empty(call.id), name);
                     if id.is_none() && name.is_none() && arguments.is_empty() {
                         continue;
                     }
                     out.push_back(StreamEvent::ToolCallDelta {
-                        index: call.index.unwrap_or(position),
+                        index,
                         id,
                         name,
                         arguments,
@@ -193,6 +233,31 @@ mod tests {
             ]
         );
         assert_eq!(last.unwrap(), Flow::Done);
+    }
+
+    #[test]
+    fn repeated_tool_call_ids_and_names_are_passed_on_once() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    id: Some("call_1".into()),
+                    name: Some("f".into()),
+                    arguments: String::new()
+                },
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    id: None,
+                    name: None,
+                    arguments: "{}".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -89,7 +89,9 @@ fn reads(events: &[String], read_size: Option<usize>) -> Vec<Bytes> {
 }
 
 async fn parse(parser: fn(Pieces) -> ChatStream, pieces: &[Bytes]) -> usize {
-    let input = stream::iter(pieces.to_vec().into_iter().map(Ok));
+    // The parser owns its input, as it owns the HTTP body; cloning `Bytes` only counts a reference.
+    let owned: Vec<Bytes> = pieces.to_vec();
+    let input = stream::iter(owned.into_iter().map(Ok));
     let mut events = parser(Box::pin(input));
     let mut count = 0;
     while let Some(event) = events.next().await {

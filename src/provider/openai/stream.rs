@@ -4,8 +4,12 @@
 //! (skipping it is how other crates lose the token counts). Empty strings, `usage: {}` and
 //! `finish_reason: ""` from compatible servers are read as "nothing said".
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::wire::WireUsage;
@@ -14,30 +18,67 @@ use crate::provider::sse::{Decoder, Flow};
 use crate::types::StreamEvent;
 use crate::{Error, Result};
 
+// Strings borrow from the chunk where they can: a chunk is parsed on every token, so the
+// allocations saved here are most of its cost.
+
 #[derive(Debug, Deserialize)]
-struct Chunk {
-    id: Option<String>,
-    model: Option<String>,
-    choices: Option<Vec<ChunkChoice>>,
+struct Chunk<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Option<FirstChoice<'a>>,
     usage: Option<WireUsage>,
     /// Some servers (OpenRouter, vLLM) report a failure inside the stream.
     error: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ChunkChoice {
-    delta: Option<Delta>,
-    finish_reason: Option<String>,
+/// The first of the `choices` (`n > 1` is not modelled); the others are skipped unread.
+#[derive(Debug)]
+struct FirstChoice<'a>(Option<ChunkChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct First<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for First<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let first = seq.next_element::<ChunkChoice<'a>>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(first))
+            }
+        }
+        deserializer.deserialize_seq(First(PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct Delta {
-    content: Option<String>,
+struct ChunkChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
     /// DeepSeek, vLLM and llama.cpp name the reasoning `reasoning_content`.
-    reasoning_content: Option<String>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
     /// OpenRouter and Ollama name it `reasoning`.
-    reasoning: Option<String>,
-    refusal: Option<String>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
     tool_calls: Option<Vec<ToolCallChunk>>,
 }
 
@@ -106,6 +147,10 @@ fn non_empty(text: Option<String>) -> Option<String> {
     text.filter(|text| !text.is_empty())
 }
 
+fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
+    text.filter(|text| !text.is_empty()).map(Cow::into_owned)
+}
+
 impl Decoder for OpenAiDecoder {
     fn decode(&mut self, _kind: &str, data: &str, out: &mut VecDeque<StreamEvent>) -> Result<Flow> {
         let data = data.trim();
@@ -136,19 +181,19 @@ impl Decoder for OpenAiDecoder {
         if !self.sent_metadata && (chunk.id.is_some() || chunk.model.is_some()) {
             self.sent_metadata = true;
             out.push_back(StreamEvent::ResponseMetadata {
-                id: non_empty(chunk.id),
-                model: non_empty(chunk.model),
+                id: owned(chunk.id),
+                model: owned(chunk.model),
             });
         }
         // Only the first choice is followed (`n > 1` is not modelled).
-        if let Some(choice) = chunk.choices.and_then(|choices| choices.into_iter().next()) {
+        if let Some(choice) = chunk.choices.and_then(|choices| choices.0) {
             if let Some(delta) = choice.delta {
                 if let Some(text) =
-                    non_empty(delta.reasoning_content).or_else(|| non_empty(delta.reasoning))
+                    owned(delta.reasoning_content).or_else(|| owned(delta.reasoning))
                 {
                     out.push_back(StreamEvent::ReasoningDelta { text });
                 }
-                if let Some(text) = non_empty(delta.content).or_else(|| non_empty(delta.refusal)) {
+                if let Some(text) = owned(delta.content).or_else(|| owned(delta.refusal)) {
                     out.push_back(StreamEvent::TextDelta { text });
                 }
                 for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
@@ -172,7 +217,7 @@ impl Decoder for OpenAiDecoder {
                     });
                 }
             }
-            if let Some(reason) = non_empty(choice.finish_reason) {
+            if let Some(reason) = owned(choice.finish_reason) {
                 self.finished = true;
                 out.push_back(StreamEvent::Finish { reason });
             }

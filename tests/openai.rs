@@ -710,3 +710,54 @@ fn from_env_reads_the_key_and_the_base_url() {
     std::env::remove_var("OPENAI_API_KEY");
     std::env::remove_var("OPENAI_BASE_URL");
 }
+
+#[tokio::test]
+async fn dropping_the_call_future_closes_the_connection() {
+    let mut reply = Reply::with_status(200, "application/json").now("{");
+    for _ in 0..50 {
+        reply = reply.piece(Duration::from_millis(20), " ");
+    }
+    let server = SseServer::start(vec![reply]).await;
+    let model = openai(server.url());
+    let request = ChatRequest::new("m");
+    let call = model.chat(&request);
+    assert!(tokio::time::timeout(Duration::from_millis(100), call)
+        .await
+        .is_err());
+    for _ in 0..100 {
+        if server.disconnects() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server kept writing to a dropped call");
+}
+
+#[tokio::test]
+async fn request_timeouts_and_refused_connections_are_typed() {
+    let mut reply = Reply::sse();
+    for _ in 0..20 {
+        reply = reply.piece(Duration::from_millis(50), ": still thinking\n\n");
+    }
+    let server = SseServer::start(vec![reply]).await;
+    let model = OpenAi::builder()
+        .api_key(KEY)
+        .base_url(server.url())
+        .request_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let events = collect(&model, &ChatRequest::new("m")).await;
+    let err = events.last().unwrap().as_ref().unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let model = openai(&format!("http://127.0.0.1:{port}"));
+    let err = model.chat(&ChatRequest::new("m")).await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(err.provider(), Some("openai"));
+}

@@ -178,12 +178,15 @@ impl Decoder for OpenAiDecoder {
                 .with_api_error(parsed.error_type, parsed.code));
             }
         }
-        if !self.sent_metadata && (chunk.id.is_some() || chunk.model.is_some()) {
-            self.sent_metadata = true;
-            out.push_back(StreamEvent::ResponseMetadata {
-                id: owned(chunk.id),
-                model: owned(chunk.model),
-            });
+        if !self.sent_metadata {
+            // Azure opens with a content-filter chunk whose id and model are empty strings, so
+            // the first chunk that names either is the one that counts.
+            let id = owned(chunk.id);
+            let model = owned(chunk.model);
+            if id.is_some() || model.is_some() {
+                self.sent_metadata = true;
+                out.push_back(StreamEvent::ResponseMetadata { id, model });
+            }
         }
         // Only the first choice is followed (`n > 1` is not modelled).
         if let Some(choice) = chunk.choices.and_then(|choices| choices.0) {
@@ -301,6 +304,25 @@ mod tests {
                     name: None,
                     arguments: "{}".into()
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn azure_filter_chunks_and_extra_choices_are_skipped() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
+            r#"{"id":"chatcmpl-9","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"A"},"content_filter_results":{}},{"index":1,"delta":{"content":"B"}}]}"#,
+            r#"{"id":"chatcmpl-9","model":"gpt-4o","choices":null}"#,
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ResponseMetadata {
+                    id: Some("chatcmpl-9".into()),
+                    model: Some("gpt-4o".into())
+                },
+                StreamEvent::text("A"),
             ]
         );
     }

@@ -537,3 +537,29 @@ fn builder_and_environment() {
         .unwrap_err()
         .is_builder());
 }
+
+#[tokio::test]
+async fn time_to_first_token_waits_for_the_first_delta_not_message_start_or_ping() {
+    use std::time::Duration;
+    let event = |kind: &str, data: &str| format!("event: {kind}\ndata: {data}\n\n");
+    let reply = Reply::sse()
+        .now(event("message_start", r#"{"type":"message_start","message":{"id":"msg_t","model":"m","usage":{"input_tokens":3,"output_tokens":1}}}"#))
+        .now(event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#))
+        .piece(Duration::from_millis(30), event("ping", r#"{"type":"ping"}"#))
+        .piece(Duration::from_millis(50), event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#))
+        .piece(Duration::from_millis(100), event("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" there"}}"#))
+        .piece(Duration::from_millis(100), event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#) + &event("message_stop", r#"{"type":"message_stop"}"#));
+    let server = SseServer::start(vec![reply]).await;
+    let sink = InMemorySink::new();
+    let model = TracedModel::new(anthropic(server.url()), sink.clone());
+    collect(&model, &ChatRequest::new("m")).await;
+    let generation = &sink.generations()[0];
+    let ttft = generation.time_to_first_token.expect("a first token");
+    assert!(ttft >= Duration::from_millis(80), "ttft {ttft:?}");
+    assert!(
+        ttft < generation.latency,
+        "ttft {ttft:?} latency {:?}",
+        generation.latency
+    );
+    assert_eq!(generation.usage, Usage::new(3, 2));
+}

@@ -142,6 +142,10 @@ async fn stream_split_across_reads_with_crlf_and_comments_parses_exactly() {
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.header("accept"), Some("text/event-stream"));
     assert_eq!(
+        request.header("user-agent"),
+        Some(concat!("traced-llm/", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(
         request.json(),
         json!({
             "model": "gpt-4o",
@@ -677,8 +681,14 @@ fn builders_reject_bad_input_and_never_show_the_key() {
 
     let builder = OpenAi::builder()
         .api_key("sk-very-secret")
-        .base_url("https://api.example.com/v1");
-    assert!(!format!("{builder:?}").contains("sk-very-secret"));
+        .base_url("https://api.example.com/v1")
+        .header("X-Proxy-Token", "proxy-secret");
+    let debug = format!("{builder:?}");
+    assert!(
+        !debug.contains("sk-very-secret") && !debug.contains("proxy-secret"),
+        "{debug}"
+    );
+    assert!(debug.contains("X-Proxy-Token"), "{debug}");
     let model = builder.build().unwrap();
     let debug = format!("{model:?}");
     assert!(!debug.contains("sk-very-secret"), "{debug}");

@@ -49,6 +49,17 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// Header names only: a caller may pass a secret as a header value.
+pub(crate) struct HeaderNames<'a>(pub(crate) &'a [(String, String)]);
+
+impl fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// Reads an environment variable; unset, empty or blank counts as absent.
 pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name)
@@ -104,6 +115,7 @@ pub(crate) fn add_headers(headers: &mut HeaderMap, extra: &[(String, String)]) -
 /// before reading it), which cannot bill twice; this crate adds no retries of its own.
 pub(crate) fn build_client(headers: HeaderMap, connect_timeout: Duration) -> Result<Client> {
     Client::builder()
+        .user_agent(concat!("traced-llm/", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
         .connect_timeout(connect_timeout)
         .build()

@@ -15,7 +15,7 @@ use reqwest::Url;
 use self::stream::AnthropicDecoder;
 use self::wire::MessageAnswer;
 use super::http::{
-    add_headers, build_client, endpoint, env_var, parse_base_url, ApiKey, Transport,
+    add_headers, build_client, endpoint, env_var, parse_base_url, ApiKey, HeaderNames, Transport,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 use super::sse::{SseStream, TransportError};
@@ -117,7 +117,7 @@ impl fmt::Debug for Anthropic {
 /// # Ok::<(), traced_llm::Error>(())
 /// ```
 #[must_use]
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AnthropicBuilder {
     api_key: Option<ApiKey>,
     base_url: Option<String>,
@@ -127,6 +127,21 @@ pub struct AnthropicBuilder {
     connect_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
     headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for AnthropicBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnthropicBuilder")
+            .field("api_key", &self.api_key)
+            .field("base_url", &self.base_url)
+            .field("provider", &self.provider)
+            .field("version", &self.version)
+            .field("default_max_tokens", &self.default_max_tokens)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("headers", &HeaderNames(&self.headers))
+            .finish()
+    }
 }
 
 impl AnthropicBuilder {

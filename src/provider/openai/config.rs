@@ -1,5 +1,6 @@
 //! [`OpenAiBuilder`]: keys, URLs, timeouts and headers of an [`OpenAi`] value.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use super::wire::MaxTokensField;
 use super::{Inner, OpenAi};
 use crate::provider::http::{
-    add_headers, build_client, endpoint, env_var, parse_base_url, ApiKey, Transport,
+    add_headers, build_client, endpoint, env_var, parse_base_url, ApiKey, HeaderNames, Transport,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 use crate::{Error, Result};
@@ -49,7 +50,7 @@ enum Flavor {
 /// # Ok::<(), traced_llm::Error>(())
 /// ```
 #[must_use]
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OpenAiBuilder {
     flavor: Flavor,
     api_key: Option<ApiKey>,
@@ -59,6 +60,21 @@ pub struct OpenAiBuilder {
     request_timeout: Option<Duration>,
     headers: Vec<(String, String)>,
     max_completion_tokens: Option<bool>,
+}
+
+impl fmt::Debug for OpenAiBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiBuilder")
+            .field("flavor", &self.flavor)
+            .field("api_key", &self.api_key)
+            .field("base_url", &self.base_url)
+            .field("provider", &self.provider)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("max_completion_tokens", &self.max_completion_tokens)
+            .finish()
+    }
 }
 
 impl OpenAiBuilder {

@@ -47,6 +47,16 @@ pub use self::anthropic::{
 pub use self::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
 
+/// Compile-time checks: provider values are shared across tasks and cloned freely.
+#[allow(dead_code)]
+fn _assert_impls() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    shareable::<OpenAi>();
+    shareable::<OpenAiBuilder>();
+    shareable::<Anthropic>();
+    shareable::<AnthropicBuilder>();
+}
+
 /// Entry points for the parsing benchmark; not part of the API.
 #[doc(hidden)]
 pub mod __bench {

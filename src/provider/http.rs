@@ -225,6 +225,25 @@ pub(crate) fn stream_transport_error(provider: &str, err: reqwest::Error) -> Err
     error.with_provider(provider)
 }
 
+/// A token count as servers write it: a number, but a few write `12.0` or `"12"`. Anything
+/// else reads as "not stated" rather than failing the whole answer over its usage.
+pub(crate) fn lenient_count<'de, D>(deserializer: D) -> std::result::Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(number) => number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|value| value.is_finite() && *value >= 0.0)
+                .map(|value| value.round() as u64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 /// What an error body said.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ApiError {

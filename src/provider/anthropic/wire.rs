@@ -1,6 +1,8 @@
 //! The Messages API wire format: neutral request to JSON body, JSON answer to neutral response.
 
 use serde::Deserialize;
+
+use crate::provider::http::lenient_count;
 use serde_json::{json, Map, Value};
 
 use crate::types::{
@@ -166,9 +168,13 @@ fn image_source(source: &ImageSource) -> Value {
 /// `usage` as the Messages API states it, in answers, `message_start` and `message_delta`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
+    #[serde(default, deserialize_with = "lenient_count")]
     pub(crate) input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
     pub(crate) output_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
     pub(crate) cache_read_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
     pub(crate) cache_creation_input_tokens: Option<u64>,
 }
 

@@ -328,6 +328,19 @@ mod tests {
     }
 
     #[test]
+    fn odd_token_counts_are_read_not_fatal() {
+        let (events, last) = decode_all(&[
+            r#"{"choices":[],"usage":{"prompt_tokens":5.0,"completion_tokens":"2","prompt_tokens_details":{"cached_tokens":null},"prompt_cache_hit_tokens":1}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":-1,"completion_tokens":[]}}"#,
+        ]);
+        assert!(last.is_ok());
+        assert_eq!(
+            events,
+            vec![StreamEvent::Usage(Usage::new(5, 2).with_cache_read(1))]
+        );
+    }
+
+    #[test]
     fn reasoning_content_becomes_reasoning_deltas() {
         let (events, _) = decode_all(&[
             r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#,

@@ -3,6 +3,8 @@
 //! fields are ignored.
 
 use serde::Deserialize;
+
+use crate::provider::http::lenient_count;
 use serde_json::{json, Map, Value};
 
 use crate::types::{
@@ -206,21 +208,26 @@ fn content_value(parts: &[&ContentPart]) -> Value {
 /// `usage` of an answer or a chunk.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
+    #[serde(default, deserialize_with = "lenient_count")]
     prompt_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
     completion_tokens: Option<u64>,
     prompt_tokens_details: Option<PromptDetails>,
     completion_tokens_details: Option<CompletionDetails>,
     /// DeepSeek's name for cached prompt tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
     prompt_cache_hit_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct PromptDetails {
+    #[serde(default, deserialize_with = "lenient_count")]
     cached_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct CompletionDetails {
+    #[serde(default, deserialize_with = "lenient_count")]
     reasoning_tokens: Option<u64>,
 }
 

@@ -93,12 +93,6 @@ impl Framer {
         mut bytes: &[u8],
         on_event: &mut impl FnMut(&str, &str) -> Result<Flow>,
     ) -> Result<Flow> {
-        if !self.started && !bytes.is_empty() {
-            // A BOM may only open the stream; it can arrive split over reads, which no real
-            // server does, so only a whole one is skipped.
-            self.started = true;
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -159,6 +153,13 @@ impl Framer {
         line: &[u8],
         on_event: &mut impl FnMut(&str, &str) -> Result<Flow>,
     ) -> Result<Flow> {
+        let line = if self.started {
+            line
+        } else {
+            // A byte-order mark may open the stream, and only the stream.
+            self.started = true;
+            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+        };
         if line.is_empty() {
             if !self.has_data {
                 self.kind.clear();
@@ -306,10 +307,11 @@ mod tests {
 
     #[test]
     fn every_split_and_line_end_gives_the_same_events() {
-        let body = "\u{feff}: hello\r\n\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\n\
+        let body = "\u{feff}event: open\r\ndata: opened\r\n\r\n: hello\r\n\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\n\
                     data:first\rdata: second\r\r: keep-alive\n\nid: 7\nretry: 10\ndata\n\n\
                     event: ping\n\ndata: é ü\n\ndata: [DONE]\n\ndata: after\n\n";
         let expected = vec![
+            ("open".to_owned(), "opened".to_owned()),
             ("message_start".to_owned(), "{\"a\":1}".to_owned()),
             ("message".to_owned(), "first\nsecond".to_owned()),
             ("message".to_owned(), String::new()),

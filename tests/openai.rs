@@ -771,3 +771,16 @@ async fn request_timeouts_and_refused_connections_are_typed() {
     assert!(err.is_connect(), "{err:?}");
     assert_eq!(err.provider(), Some("openai"));
 }
+
+#[tokio::test]
+async fn an_event_stream_labelled_json_is_still_parsed() {
+    let reply = Reply::with_status(200, "application/json").now(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+    );
+    let server = SseServer::start(vec![reply]).await;
+    let events = collect(&openai(server.url()), &ChatRequest::new("m")).await;
+    assert_eq!(
+        events.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        vec![StreamEvent::text("ok"), StreamEvent::finish("stop")]
+    );
+}

@@ -176,22 +176,33 @@ impl Transport {
         })
     }
 
-    /// Checks that a streamed answer really is an event stream. Some servers answer a
-    /// streaming request with a JSON error and a success status.
-    pub(crate) async fn expect_event_stream(&self, response: Response) -> Result<Response> {
+    /// Turns a streamed answer into the byte stream to parse. Some servers answer a streaming
+    /// request with a JSON error and a success status: that becomes an error. A body labelled
+    /// JSON that is an event stream after all is read whole and parsed as one.
+    pub(crate) async fn stream_body(&self, response: Response) -> Result<ChatStreamBody> {
         let is_json = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.trim_start().starts_with("application/json"));
         if !is_json {
-            return Ok(response);
+            return Ok(ChatStreamBody::Live(response));
         }
         let status = response.status().as_u16();
         let body = response
             .bytes()
             .await
             .map_err(|err| transport_error(&self.provider, err))?;
+        let start = body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        if [&b"data:"[..], b"event:", b":"]
+            .iter()
+            .any(|prefix| body[start..].starts_with(prefix))
+        {
+            return Ok(ChatStreamBody::Read(body));
+        }
         let parsed = parse_error_body(&body);
         let message = parsed
             .message
@@ -200,6 +211,29 @@ impl Transport {
             .with_status(status)
             .with_provider(&self.provider)
             .with_api_error(parsed.error_type, parsed.code))
+    }
+}
+
+/// The body of a streamed answer.
+#[derive(Debug)]
+pub(crate) enum ChatStreamBody {
+    /// Read as it arrives.
+    Live(Response),
+    /// Already read whole.
+    Read(bytes::Bytes),
+}
+
+impl ChatStreamBody {
+    /// Parses the body with `parse`, the provider's stream parser.
+    pub(crate) fn parse<F, G>(self, live: F, read: G) -> crate::ChatStream
+    where
+        F: FnOnce(Response) -> crate::ChatStream,
+        G: FnOnce(bytes::Bytes) -> crate::ChatStream,
+    {
+        match self {
+            ChatStreamBody::Live(response) => live(response),
+            ChatStreamBody::Read(bytes) => read(bytes),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod stream;
 mod wire;
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -285,12 +286,15 @@ impl LlmModel for Anthropic {
         let body = self.body(request, true)?;
         let transport = &self.inner.transport;
         let response = transport.post(&self.inner.messages_url, body, true).await?;
-        let response = transport.expect_event_stream(response).await?;
-        Ok(Box::pin(SseStream::new(
-            response.bytes_stream(),
-            AnthropicDecoder::default(),
-            transport.provider.as_str(),
-        )))
+        let provider = transport.provider.as_str();
+        let body = transport.stream_body(response).await?;
+        Ok(body.parse(
+            |response| parse_stream(response.bytes_stream(), provider),
+            |bytes| {
+                let once = futures_util::stream::iter([Ok::<_, Infallible>(bytes)]);
+                parse_stream(once, provider)
+            },
+        ))
     }
 
     fn provider(&self) -> &str {

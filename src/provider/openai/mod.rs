@@ -4,6 +4,7 @@ mod config;
 pub(crate) mod stream;
 mod wire;
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 
@@ -136,12 +137,15 @@ impl LlmModel for OpenAi {
         let body = self.body(&wire::chat_body(request, true, self.inner.max_tokens_field))?;
         let transport = self.transport();
         let response = transport.post(&self.inner.chat_url, body, true).await?;
-        let response = transport.expect_event_stream(response).await?;
-        Ok(Box::pin(SseStream::new(
-            response.bytes_stream(),
-            OpenAiDecoder::default(),
-            transport.provider.as_str(),
-        )))
+        let provider = transport.provider.as_str();
+        let body = transport.stream_body(response).await?;
+        Ok(body.parse(
+            |response| parse_stream(response.bytes_stream(), provider),
+            |bytes| {
+                let once = futures_util::stream::iter([Ok::<_, Infallible>(bytes)]);
+                parse_stream(once, provider)
+            },
+        ))
     }
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {

@@ -1,1 +1,167 @@
-fn main() {}
+//! What our stream parsing costs per chunk: a 50-chunk OpenAI stream and a 50-event Anthropic
+//! stream, parsed from memory through the same path the providers use (SSE framing, JSON,
+//! neutral events). Target: at most 2 µs per chunk.
+//!
+//! `cargo bench --bench provider_parse` prints the median of several samples, in ns per chunk,
+//! for bytes arriving one event per read and in 1 KiB reads.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use traced_llm::provider::__bench::{anthropic_stream, openai_stream};
+use traced_llm::ChatStream;
+
+const CHUNKS: usize = 50;
+const SAMPLES: usize = 15;
+const SAMPLE_TIME: Duration = Duration::from_millis(300);
+
+/// 50 chunks as OpenAI sends them: a role chunk, 47 text chunks, the finish chunk and the
+/// usage-only chunk, then `[DONE]`.
+fn openai_body() -> Vec<String> {
+    let head = r#""id":"chatcmpl-AbCdEf0123456789","object":"chat.completion.chunk","created":1732000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_0ba0d124f1""#;
+    let mut events = vec![format!(
+        r#"data: {{{head},"choices":[{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#
+    )];
+    for n in 0..CHUNKS - 3 {
+        events.push(format!(
+            r#"data: {{{head},"choices":[{{"index":0,"delta":{{"content":" word{n} and"}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#
+        ));
+    }
+    events.push(format!(
+        r#"data: {{{head},"choices":[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"stop"}}],"usage":null}}"#
+    ));
+    events.push(format!(
+        r#"data: {{{head},"choices":[],"usage":{{"prompt_tokens":1200,"completion_tokens":96,"total_tokens":1296,"prompt_tokens_details":{{"cached_tokens":1024,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}}}"#
+    ));
+    events.push("data: [DONE]".to_owned());
+    events.into_iter().map(|event| event + "\n\n").collect()
+}
+
+/// 50 events as Anthropic sends them: `message_start`, a text block of 45 deltas,
+/// `message_delta` and `message_stop`.
+fn anthropic_body() -> Vec<String> {
+    let mut events = vec![
+        r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_01AbCdEf0123456789","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1200,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"output_tokens":1}}}"#
+            .to_owned(),
+        r#"event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+            .to_owned(),
+    ];
+    for n in 0..CHUNKS - 5 {
+        events.push(format!(
+            r#"event: content_block_delta
+data: {{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":" word{n} and"}}}}"#
+        ));
+    }
+    events.push(
+        r#"event: content_block_stop
+data: {"type":"content_block_stop","index":0}"#
+            .to_owned(),
+    );
+    events.push(
+        r#"event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":96}}"#
+            .to_owned(),
+    );
+    events.push(
+        r#"event: message_stop
+data: {"type":"message_stop"}"#
+            .to_owned(),
+    );
+    assert_eq!(events.len(), CHUNKS);
+    events.into_iter().map(|event| event + "\n\n").collect()
+}
+
+/// The body as network reads: one event per read, or fixed-size reads that split events.
+fn reads(events: &[String], read_size: Option<usize>) -> Vec<Bytes> {
+    match read_size {
+        None => events
+            .iter()
+            .map(|event| Bytes::from(event.clone()))
+            .collect(),
+        Some(size) => Bytes::from(events.concat())
+            .chunks(size)
+            .map(Bytes::copy_from_slice)
+            .collect(),
+    }
+}
+
+async fn parse(parser: fn(Pieces) -> ChatStream, pieces: &[Bytes]) -> usize {
+    // The parser owns its input, as it owns the HTTP body; cloning `Bytes` only counts a reference.
+    let owned: Vec<Bytes> = pieces.to_vec();
+    let input = stream::iter(owned.into_iter().map(Ok));
+    let mut events = parser(Box::pin(input));
+    let mut count = 0;
+    while let Some(event) = events.next().await {
+        event.expect("the fixture parses");
+        count += 1;
+    }
+    count
+}
+
+type Pieces = std::pin::Pin<
+    Box<dyn futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>,
+>;
+
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    parser: fn(Pieces) -> ChatStream,
+    pieces: &[Bytes],
+) {
+    // Warm up and check the fixture.
+    let produced = runtime.block_on(parse(parser, pieces));
+    assert!(produced >= CHUNKS - 3, "{label}: {produced} events");
+    let mut per_chunk = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        let mut runs = 0u32;
+        while started.elapsed() < SAMPLE_TIME {
+            runtime.block_on(parse(parser, pieces));
+            runs += 1;
+        }
+        let elapsed = started.elapsed();
+        per_chunk.push(elapsed.as_nanos() as f64 / f64::from(runs) / CHUNKS as f64);
+    }
+    per_chunk.sort_by(f64::total_cmp);
+    let median = per_chunk[SAMPLES / 2];
+    println!(
+        "{label:<40} median {median:>7.0} ns/chunk  (min {:>5.0}, max {:>5.0}; target <= 2000)",
+        per_chunk[0],
+        per_chunk[SAMPLES - 1]
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let openai = openai_body();
+    let anthropic = anthropic_body();
+    measure(
+        &runtime,
+        "openai, 50 chunks, one per read",
+        openai_stream,
+        &reads(&openai, None),
+    );
+    measure(
+        &runtime,
+        "openai, 50 chunks, 1 KiB reads",
+        openai_stream,
+        &reads(&openai, Some(1024)),
+    );
+    measure(
+        &runtime,
+        "anthropic, 50 events, one per read",
+        anthropic_stream,
+        &reads(&anthropic, None),
+    );
+    measure(
+        &runtime,
+        "anthropic, 50 events, 1 KiB reads",
+        anthropic_stream,
+        &reads(&anthropic, Some(1024)),
+    );
+}

@@ -8,6 +8,7 @@ mod error;
 pub mod event;
 mod model;
 pub mod pricing;
+pub mod provider;
 pub mod redact;
 pub mod sink;
 pub mod testing;

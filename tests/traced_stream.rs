@@ -80,6 +80,8 @@ async fn completed_stream_sends_accumulated_output_usage_and_time_to_first_token
     assert_eq!(props["$ai_is_error"], false);
 }
 
+/// The first piece of each call carries its id and name; one server repeats the id later, which
+/// must not double it.
 #[tokio::test]
 async fn tool_calls_are_assembled_from_fragments_by_index() {
     let sink = InMemorySink::new();
@@ -88,7 +90,7 @@ async fn tool_calls_are_assembled_from_fragments_by_index() {
             StreamEvent::text("Checking both."),
             tool_delta(0, Some("call_a"), Some("get_weather"), ""),
             tool_delta(1, Some("call_b"), Some("get_time"), "{\"tz\""),
-            tool_delta(0, None, None, "{\"city\":"),
+            tool_delta(0, Some("call_a"), None, "{\"city\":"),
             tool_delta(1, None, None, ":\"CET\"}"),
             tool_delta(0, None, None, "\"Paris\"}"),
             StreamEvent::finish("tool_calls"),

@@ -306,8 +306,12 @@ fn assemble(events: Vec<StreamEvent>) -> ChatResponse {
                     calls.len() - 1
                 });
                 let call = &mut calls[position].1;
-                call.id.push_str(id.as_deref().unwrap_or_default());
-                call.name.push_str(name.as_deref().unwrap_or_default());
+                if call.id.is_empty() {
+                    call.id = id.unwrap_or_default();
+                }
+                if call.name.is_empty() {
+                    call.name = name.unwrap_or_default();
+                }
                 call.arguments.push_str(&arguments);
             }
             StreamEvent::Usage(usage) => response.usage.merge(&usage),

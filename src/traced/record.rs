@@ -244,11 +244,13 @@ impl StreamAccumulator {
                 self.tool_calls.len() - 1
             }
         };
+        // The id and name arrive once, on the first piece; a server that repeats them on later
+        // pieces must not double them.
         let call = &mut self.tool_calls[position];
-        if let Some(id) = id {
+        if let (Some(id), true) = (id, call.id.is_empty()) {
             call.id.push_str(id);
         }
-        if let Some(name) = name {
+        if let (Some(name), true) = (name, call.name.is_empty()) {
             call.name.push_str(name);
         }
         call.arguments.push_str(arguments);

@@ -1,0 +1,83 @@
+//! The real providers: [`OpenAi`] (OpenAI, Azure OpenAI and every OpenAI-compatible server) and
+//! [`Anthropic`].
+//!
+//! Each provider value owns one `reqwest` client, reused by every call, so connections and TLS
+//! sessions are pooled; clone the value to share it. Wrap it in
+//! [`TracedModel`](crate::TracedModel) to send every call to PostHog.
+//!
+//! ```no_run
+//! use traced_llm::provider::OpenAi;
+//! use traced_llm::sink::JsonlSink;
+//! use traced_llm::TracedModel;
+//!
+//! # fn run() -> traced_llm::Result<()> {
+//! let model = TracedModel::new(OpenAi::from_env()?, JsonlSink::stdout());
+//! # let _ = model;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Timeouts
+//!
+//! Connecting may take [`DEFAULT_CONNECT_TIMEOUT`] and a whole call, a stream's last byte
+//! included, [`DEFAULT_REQUEST_TIMEOUT`]; both are set on the builders.
+//!
+//! # No automatic retries
+//!
+//! A failed call is returned, never re-sent. A request that timed out or lost its connection may
+//! still have been processed and billed by the provider, so sending it again can bill it twice,
+//! and a stream that broke halfway cannot be resumed: only the caller knows whether a retry is
+//! worth it. (The HTTP client only re-sends requests the server refused at the protocol level
+//! before reading them, which cannot bill.)
+//!
+//! # Cancellation
+//!
+//! Dropping the future of a call, or the stream of a streaming call, drops the HTTP request and
+//! closes its connection, so the provider stops generating.
+
+mod anthropic;
+mod http;
+mod openai;
+mod sse;
+
+pub use self::anthropic::{
+    Anthropic, AnthropicBuilder, DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_VERSION,
+    DEFAULT_MAX_TOKENS,
+};
+pub use self::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
+
+/// Compile-time checks: provider values are shared across tasks and cloned freely.
+#[allow(dead_code)]
+fn _assert_impls() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    shareable::<OpenAi>();
+    shareable::<OpenAiBuilder>();
+    shareable::<Anthropic>();
+    shareable::<AnthropicBuilder>();
+}
+
+/// Entry points for the parsing benchmark; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    use bytes::Bytes;
+    use futures_core::Stream;
+
+    use crate::ChatStream;
+
+    /// Parses an OpenAI event stream from memory through the providers' own path.
+    pub fn openai_stream<S>(bytes: S) -> ChatStream
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        super::openai::parse_stream(bytes, "openai")
+    }
+
+    /// Parses an Anthropic event stream from memory through the providers' own path.
+    pub fn anthropic_stream<S>(bytes: S) -> ChatStream
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        super::anthropic::parse_stream(bytes, "anthropic")
+    }
+}

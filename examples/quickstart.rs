@@ -4,13 +4,16 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! With no keys it runs offline on a scripted model. The PostHog events it would send are
-//! printed as JSON lines on stdout; the model's answers go to stderr.
+//! With `OPENAI_API_KEY` set it calls OpenAI, or the OpenAI-compatible server at
+//! `OPENAI_BASE_URL` (model `OPENAI_MODEL`, default `gpt-4o-mini`); without it, it runs offline
+//! on a scripted model. The PostHog events are printed as JSON lines on stdout; the model's
+//! answers go to stderr.
 
 use std::io::Write;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use traced_llm::provider::OpenAi;
 use traced_llm::sink::JsonlSink;
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{
@@ -42,6 +45,18 @@ fn offline_model() -> ScriptedModel {
         .stream_with_delay(events, Duration::from_millis(15))
 }
 
+/// OpenAI (or a compatible server) when a key is set, the offline model otherwise.
+fn model_from_env() -> Result<(Box<dyn LlmModel>, String), traced_llm::Error> {
+    if std::env::var_os("OPENAI_API_KEY").is_some() {
+        let name = std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".to_owned());
+        eprintln!("calling {name} through the OpenAI API");
+        Ok((Box::new(OpenAi::from_env()?), name))
+    } else {
+        eprintln!("OPENAI_API_KEY is not set: answering offline with a scripted model");
+        Ok((Box::new(offline_model()), "gpt-4o-mini".to_owned()))
+    }
+}
+
 /// What a chat route knows about the call it makes.
 fn context(user_id: &str, conversation_id: &str, message_count: usize) -> CallContext {
     CallContext::new()
@@ -54,9 +69,10 @@ fn context(user_id: &str, conversation_id: &str, message_count: usize) -> CallCo
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let model = TracedModel::new(offline_model(), JsonlSink::stdout());
+    let (provider, name) = model_from_env()?;
+    let model = TracedModel::new(provider, JsonlSink::stdout());
 
-    let question = ChatRequest::new("gpt-4o-mini")
+    let question = ChatRequest::new(&name)
         .message(Message::system(
             "You answer questions about Rust in one sentence.",
         ))
@@ -66,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let answer = model.chat(&question).await?;
     eprintln!("assistant: {}", answer.text());
 
-    let follow_up = ChatRequest::new("gpt-4o-mini")
+    let follow_up = ChatRequest::new(&name)
         .message(Message::user("And why does ownership matter?"))
         .max_tokens(100)
         .context(context("user_42", "conversation_7f3a", 3));

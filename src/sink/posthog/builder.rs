@@ -168,10 +168,11 @@ impl PosthogSinkBuilder {
                 .map(|value| value.trim().to_owned())
                 .filter(|value| !value.is_empty())
         };
-        let mut builder = Self::default();
-        builder.api_key = read(ENV_API_KEY).map(ApiKey);
-        builder.host = read(ENV_HOST);
-        builder
+        Self {
+            api_key: read(ENV_API_KEY).map(ApiKey),
+            host: read(ENV_HOST),
+            ..Self::default()
+        }
     }
 
     /// The project API key (`phc_…`). Required.

@@ -164,14 +164,24 @@ fn redact_base64_in(s: &str) -> Option<String> {
             i += 1;
         }
         let run = &s[start..i];
-        // A data URL's payload follows `data:<type>;base64,`.
-        let head = &s[copied..start];
-        let data_url = head
-            .rfind("data:")
-            .map(|at| copied + at)
-            .filter(|&at| s[at..start].ends_with(";base64,") && !s[at..start].contains(' '));
+        if run.len() < 16 {
+            continue;
+        }
+        // A data URL's payload follows `data:<type>;base64,`; the media type is short.
+        let data_url = if s[..start].ends_with(";base64,") {
+            let window = start.saturating_sub(128).max(copied);
+            let window = (window..start)
+                .find(|&at| s.is_char_boundary(at))
+                .unwrap_or(start);
+            s[window..start]
+                .rfind("data:")
+                .map(|at| window + at)
+                .filter(|&at| !s[at..start].contains(' '))
+        } else {
+            None
+        };
         let (from, placeholder) = match data_url {
-            Some(at) if run.len() >= 16 => {
+            Some(at) => {
                 let media = &s[at + 5..start - ";base64,".len()];
                 (at, format!("[base64 {media} redacted]"))
             }

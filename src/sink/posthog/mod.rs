@@ -73,7 +73,8 @@ struct Handle {
 
 /// What the handles and the worker share.
 pub(crate) struct Shared {
-    queue: Mutex<VecDeque<Event>>,
+    /// Boxed, so a push moves a pointer and the queue's own memory stays small.
+    queue: Mutex<VecDeque<Box<Event>>>,
     notify: Notify,
     counters: Counters,
     closed: AtomicBool,
@@ -83,7 +84,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Event>> {
+    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Box<Event>>> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -172,6 +173,7 @@ impl Sink for PosthogSink {
             counters.warn_first_drop("captured after shutdown");
             return;
         }
+        let event = Box::new(event);
         let mut queue = shared.lock_queue();
         let (len, evicted) = if queue.len() < shared.max_queue_len {
             queue.push_back(event);

@@ -35,7 +35,10 @@ const GZIP_LEVEL: u32 = 1;
 /// caller is answered anyway.
 const ABORT_GRACE: Duration = Duration::from_millis(20);
 /// Batches waiting for the sender; a small number keeps memory flat under backlog.
-const JOBS_IN_FLIGHT: usize = 2;
+const JOBS_IN_FLIGHT: usize = 4;
+/// Requests sent concurrently: hides the server's latency, so one slow answer does not stall
+/// the queue (batches may then arrive out of order; every event carries its timestamp).
+const REQUESTS_IN_FLIGHT: usize = 4;
 
 pub(crate) type Reply = oneshot::Sender<Result<(), SinkError>>;
 
@@ -80,7 +83,8 @@ enum Request {
 }
 
 enum Job {
-    Batch(Batch),
+    /// A batch and its request body, being encoded on the blocking pool.
+    Batch(tokio::task::JoinHandle<(Batch, Vec<u8>)>),
     Marker(Slot),
 }
 
@@ -109,6 +113,8 @@ pub(crate) fn spawn(
             let _guard = tracing::dispatcher::set_default(&dispatch);
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .max_blocking_threads(2)
+                .thread_name("traced-llm-posthog-gzip")
                 .build()
             {
                 Ok(runtime) => runtime,
@@ -119,6 +125,8 @@ pub(crate) fn spawn(
                 }
             };
             runtime.block_on(run(Arc::new(config), client, shared, control));
+            // Never wait for a gzip still running: shutdown has already answered.
+            runtime.shutdown_background();
         })?;
     Ok(())
 }
@@ -134,13 +142,13 @@ async fn run(
     let (abort_tx, abort_rx) = watch::channel(false);
     let shutdown_slot: Arc<Mutex<Option<(Slot, Duration)>>> = Arc::default();
 
+    let prefix: Arc<[u8]> = batch_prefix(config.api_key.expose()).into();
     let sender = Sender {
-        prefix: batch_prefix(config.api_key.expose()),
+        prefix: Arc::clone(&prefix),
         config: Arc::clone(&config),
         client,
         shared: Arc::clone(&shared),
         abort: abort_rx.clone(),
-        jitter: Jitter::new(),
     };
     let sender = tokio::spawn(sender.run(jobs_rx));
     tokio::spawn(control_loop(
@@ -151,6 +159,7 @@ async fn run(
         Arc::clone(&shutdown_slot),
     ));
     let batcher = Batcher {
+        prefix,
         builder: BatchBuilder::new(&config),
         config: Arc::clone(&config),
         shared: Arc::clone(&shared),
@@ -246,10 +255,11 @@ async fn control_loop(
 
 /// Takes events off the queue and turns them into batches.
 struct Batcher {
+    prefix: Arc<[u8]>,
     builder: BatchBuilder,
     config: Arc<Config>,
     shared: Arc<Shared>,
-    spare: VecDeque<Event>,
+    spare: VecDeque<Box<Event>>,
     jobs: mpsc::Sender<Job>,
     abort: watch::Receiver<bool>,
 }
@@ -305,13 +315,12 @@ impl Batcher {
                 }
                 std::mem::swap(&mut *queue, &mut taken);
             }
-            let aborted = *self.abort.borrow();
             for event in taken.drain(..) {
-                if aborted {
+                if *self.abort.borrow() {
                     add(&self.shared.counters.lost_at_shutdown, 1);
                     continue;
                 }
-                if let Some(batch) = self.builder.push(event, &self.shared) {
+                if let Some(batch) = self.builder.push(*event, &self.shared) {
                     self.send(batch).await;
                 }
             }
@@ -328,7 +337,14 @@ impl Batcher {
 
     async fn send(&mut self, batch: Batch) {
         let events = batch.len() as u64;
-        if self.jobs.send(Job::Batch(batch)).await.is_err() {
+        // Gzip on the blocking pool: the next batch is serialized meanwhile, on the other core.
+        let prefix = Arc::clone(&self.prefix);
+        let gzip = self.config.gzip;
+        let encoding = tokio::task::spawn_blocking(move || {
+            let body = encode(&prefix, &batch, gzip);
+            (batch, body)
+        });
+        if self.jobs.send(Job::Batch(encoding)).await.is_err() {
             add(&self.shared.counters.lost_at_shutdown, events);
         }
         // Let the sender and the deadline timers run between batches.
@@ -466,6 +482,25 @@ fn batch_prefix(api_key: &str) -> Vec<u8> {
     prefix
 }
 
+/// The request body of `batch`, stamped with `sent_at` now, gzipped when asked.
+fn encode(prefix: &[u8], batch: &Batch, gzip: bool) -> Vec<u8> {
+    let sent_at = humantime::format_rfc3339_millis(SystemTime::now());
+    let suffix = format!("],\"sent_at\":\"{sent_at}\"}}");
+    let parts: [&[u8]; 3] = [prefix, &batch.json, suffix.as_bytes()];
+    if !gzip {
+        return parts.concat();
+    }
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(batch.json.len() / 4 + 64),
+        Compression::new(GZIP_LEVEL),
+    );
+    for part in parts {
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(part);
+    }
+    encoder.finish().unwrap_or_default()
+}
+
 /// How one request went.
 enum Attempt {
     Delivered,
@@ -480,22 +515,44 @@ enum Attempt {
 
 /// Posts batches, with retries.
 struct Sender {
-    prefix: Vec<u8>,
+    prefix: Arc<[u8]>,
     config: Arc<Config>,
     client: reqwest::Client,
     shared: Arc<Shared>,
     abort: watch::Receiver<bool>,
-    jitter: Jitter,
 }
 
 impl Sender {
-    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+    /// Delivers up to [`REQUESTS_IN_FLIGHT`] batches at once; a marker waits for every batch
+    /// before it.
+    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let this = Arc::new(self);
+        let mut in_flight = tokio::task::JoinSet::new();
         while let Some(job) = jobs.recv().await {
             match job {
-                Job::Batch(batch) => self.deliver(batch).await,
-                Job::Marker(slot) => slot.fill(Ok(())),
+                Job::Batch(encoding) => {
+                    while in_flight.len() >= REQUESTS_IN_FLIGHT {
+                        in_flight.join_next().await;
+                    }
+                    let this = Arc::clone(&this);
+                    in_flight.spawn(async move {
+                        match encoding.await {
+                            Ok((batch, body)) => this.deliver(batch, body).await,
+                            // Encoding panicked: nothing to send, nothing to count it by.
+                            Err(_) => tracing::error!(
+                                target: LOG_TARGET,
+                                "posthog sink lost a batch while encoding it"
+                            ),
+                        }
+                    });
+                }
+                Job::Marker(slot) => {
+                    while in_flight.join_next().await.is_some() {}
+                    slot.fill(Ok(()));
+                }
             }
         }
+        while in_flight.join_next().await.is_some() {}
     }
 
     fn aborted(&self) -> bool {
@@ -509,7 +566,9 @@ impl Sender {
             .warn_first_drop("undelivered at shutdown");
     }
 
-    async fn deliver(&mut self, batch: Batch) {
+    async fn deliver(&self, batch: Batch, body: Vec<u8>) {
+        let mut jitter = Jitter::new();
+        let mut first_body = Some(body);
         let mut pending = vec![batch];
         while let Some(batch) = pending.pop() {
             let mut retries = 0;
@@ -518,7 +577,10 @@ impl Sender {
                     self.lose(batch.len());
                     break;
                 }
-                match self.attempt(&batch).await {
+                let body = first_body
+                    .take()
+                    .unwrap_or_else(|| encode(&self.prefix, &batch, self.config.gzip));
+                match self.attempt(body).await {
                     Attempt::Delivered => {
                         add(&self.shared.counters.sent, batch.len() as u64);
                         break;
@@ -562,10 +624,7 @@ impl Sender {
                         }
                         retries += 1;
                         add(&self.shared.counters.retried, 1);
-                        let wait =
-                            self.config
-                                .retry
-                                .backoff(retries, retry_after, &mut self.jitter);
+                        let wait = self.config.retry.backoff(retries, retry_after, &mut jitter);
                         tracing::debug!(
                             target: LOG_TARGET,
                             status = status.unwrap_or(0),
@@ -618,26 +677,7 @@ impl Sender {
         }
     }
 
-    fn body(&self, batch: &Batch) -> Vec<u8> {
-        let sent_at = humantime::format_rfc3339_millis(SystemTime::now());
-        let suffix = format!("],\"sent_at\":\"{sent_at}\"}}");
-        let parts: [&[u8]; 3] = [&self.prefix, &batch.json, suffix.as_bytes()];
-        if !self.config.gzip {
-            return parts.concat();
-        }
-        let mut encoder = GzEncoder::new(
-            Vec::with_capacity(batch.json.len() / 4 + 64),
-            Compression::new(GZIP_LEVEL),
-        );
-        for part in parts {
-            // Writing into a Vec cannot fail.
-            let _ = encoder.write_all(part);
-        }
-        encoder.finish().unwrap_or_default()
-    }
-
-    async fn attempt(&mut self, batch: &Batch) -> Attempt {
-        let body = self.body(batch);
+    async fn attempt(&self, body: Vec<u8>) -> Attempt {
         let counters = &self.shared.counters;
         add(&counters.requests, 1);
         add(&counters.bytes_sent, body.len() as u64);

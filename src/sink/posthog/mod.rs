@@ -74,7 +74,7 @@ struct Handle {
 /// What the handles and the worker share.
 pub(crate) struct Shared {
     /// Boxed, so a push moves a pointer and the queue's own memory stays small.
-    queue: Mutex<VecDeque<Box<Event>>>,
+    queue: Mutex<VecDeque<Event>>,
     notify: Notify,
     counters: Counters,
     closed: AtomicBool,
@@ -84,12 +84,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Box<Event>>> {
+    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Event>> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// Queue slots allocated up front, so pushes rarely grow the queue under its lock.
+const RESERVED_QUEUE: usize = 16 * 1024;
 
 impl PosthogSink {
     /// A builder with every default; set at least the API key.
@@ -108,7 +111,9 @@ impl PosthogSink {
     pub(crate) fn start(config: Config) -> Result<Self> {
         let client = worker::client(&config)?;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(VecDeque::with_capacity(
+                config.max_queue_len.min(RESERVED_QUEUE),
+            )),
             notify: Notify::new(),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
@@ -173,7 +178,6 @@ impl Sink for PosthogSink {
             counters.warn_first_drop("captured after shutdown");
             return;
         }
-        let event = Box::new(event);
         let mut queue = shared.lock_queue();
         let (len, evicted) = if queue.len() < shared.max_queue_len {
             queue.push_back(event);

@@ -149,6 +149,7 @@ async fn run(
         client,
         shared: Arc::clone(&shared),
         abort: abort_rx.clone(),
+        pause_until: Mutex::new(None),
     };
     let sender = tokio::spawn(sender.run(jobs_rx));
     tokio::spawn(control_loop(
@@ -163,7 +164,7 @@ async fn run(
         builder: BatchBuilder::new(&config),
         config: Arc::clone(&config),
         shared: Arc::clone(&shared),
-        spare: VecDeque::new(),
+        spare: VecDeque::with_capacity(config.max_queue_len.min(16 * 1024)),
         jobs: jobs_tx,
         abort: abort_rx.clone(),
     };
@@ -259,7 +260,7 @@ struct Batcher {
     builder: BatchBuilder,
     config: Arc<Config>,
     shared: Arc<Shared>,
-    spare: VecDeque<Box<Event>>,
+    spare: VecDeque<Event>,
     jobs: mpsc::Sender<Job>,
     abort: watch::Receiver<bool>,
 }
@@ -320,7 +321,7 @@ impl Batcher {
                     add(&self.shared.counters.lost_at_shutdown, 1);
                     continue;
                 }
-                if let Some(batch) = self.builder.push(*event, &self.shared) {
+                if let Some(batch) = self.builder.push(event, &self.shared) {
                     self.send(batch).await;
                 }
             }
@@ -520,6 +521,8 @@ struct Sender {
     client: reqwest::Client,
     shared: Arc<Shared>,
     abort: watch::Receiver<bool>,
+    /// Set from a `Retry-After`: no request of this sink leaves before then.
+    pause_until: Mutex<Option<TokioInstant>>,
 }
 
 impl Sender {
@@ -577,6 +580,17 @@ impl Sender {
                     self.lose(batch.len());
                     break;
                 }
+                let pause = *self
+                    .pause_until
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(until) = pause.filter(|until| *until > TokioInstant::now()) {
+                    let mut abort = self.abort.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = abort.wait_for(|aborted| *aborted) => continue,
+                    }
+                }
                 let body = first_body
                     .take()
                     .unwrap_or_else(|| encode(&self.prefix, &batch, self.config.gzip));
@@ -625,6 +639,15 @@ impl Sender {
                         retries += 1;
                         add(&self.shared.counters.retried, 1);
                         let wait = self.config.retry.backoff(retries, retry_after, &mut jitter);
+                        if retry_after.is_some() {
+                            // The server asked every request to wait, not just this one.
+                            let until = TokioInstant::now() + wait;
+                            let mut pause = self
+                                .pause_until
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                            *pause = Some(pause.map_or(until, |current| current.max(until)));
+                        }
                         tracing::debug!(
                             target: LOG_TARGET,
                             status = status.unwrap_or(0),

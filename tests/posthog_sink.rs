@@ -685,6 +685,8 @@ async fn the_key_never_appears_in_debug_output_or_logs() {
     let log = recorder.0.lock().unwrap().clone();
     assert!(log.contains("posthog sink dropped a batch"), "{log}");
     assert!(log.contains("dropped LLM events"), "{log}");
+    // One warning at the first drop, however many follow.
+    assert_eq!(log.matches("dropped an LLM event").count(), 1, "{log}");
     let reported = reported.lock().unwrap();
     assert_eq!(reported[0].status, Some(401));
     let shown = [

@@ -25,10 +25,10 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Retries after the first try (default 3, as PostHog's SDKs).
     pub const DEFAULT_MAX_RETRIES: u32 = 3;
-    /// Upper bound of the first backoff (default 500 ms); it doubles per retry.
-    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
-    /// Upper bound of any backoff (default 10 s).
-    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+    /// Upper bound of the first backoff (default 1 s, as posthog-python); it doubles per retry.
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+    /// Upper bound of any backoff (default 30 s).
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
     /// Longest `Retry-After` honoured (default 30 s); a longer one is cut to this.
     pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 

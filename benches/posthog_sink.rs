@@ -29,6 +29,7 @@ fn main() {
         match workload {
             "w3-default" => w3(events, None),
             "w3" => w3(events, Some(events)),
+            "w3-paced" => w3_paced(events),
             "w4-refused" | "w4-503" | "w4-hang" => w4(&workload[3..], events),
             other => panic!("unknown workload {other}"),
         }
@@ -52,6 +53,7 @@ fn main() {
     for (workload, events) in [
         ("w3", w3_events),
         ("w3-default", w3_events),
+        ("w3-paced", w3_events / 5),
         ("w4-refused", w4_events),
         ("w4-503", w4_events),
         ("w4-hang", w4_events),
@@ -217,6 +219,43 @@ fn w3(events: usize, queue: Option<usize>) {
     if queue.is_some() {
         assert_eq!(delivered, events as u64, "every event delivered");
     }
+}
+
+/// Not a PERFORMANCE.md workload: capture() on the caller when delivery keeps up (50,000
+/// events/s, one every 20 µs), the usual case for a service, next to W3's burst.
+fn w3_paced(events: usize) {
+    let server = CaptureServer::start_counting(vec![]);
+    let sink = PosthogSink::builder()
+        .api_key("phc_benchmark")
+        .host(server.url())
+        .build()
+        .unwrap();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut timings = Vec::with_capacity(events);
+    let started = Instant::now();
+    for i in 0..events {
+        let event = event(i as u64, &mut rng);
+        let due = started + Duration::from_micros(20 * i as u64);
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let t0 = Instant::now();
+        sink.capture(event);
+        timings.push(t0.elapsed().as_nanos() as u32);
+    }
+    runtime()
+        .block_on(sink.flush(Duration::from_secs(60)))
+        .unwrap();
+    timings.sort_unstable();
+    println!("W3 paced (not in PERFORMANCE.md): {events} events at 50,000/s, delivery keeping up");
+    println!(
+        "  capture(): p50 {:.3} µs, p99 {:.3} µs, p99.9 {:.3} µs; delivered {} of {events}, dropped {}",
+        percentile(&timings, 0.50),
+        percentile(&timings, 0.99),
+        percentile(&timings, 0.999),
+        server.delivered_count(),
+        sink.stats().dropped()
+    );
 }
 
 /// W4: `events` captured while the endpoint refuses, answers 503 or hangs; then shutdown(2 s).

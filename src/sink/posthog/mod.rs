@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,8 @@ pub(crate) struct Shared {
     counters: Counters,
     closed: AtomicBool,
     max_queue_len: usize,
-    wake_at: usize,
+    /// The queue length at which a capture wakes the worker; the worker sets it.
+    wake_at: AtomicUsize,
     policy: QueueFullPolicy,
 }
 
@@ -118,7 +119,7 @@ impl PosthogSink {
             counters: Counters::default(),
             closed: AtomicBool::new(false),
             max_queue_len: config.max_queue_len,
-            wake_at: config.batch_size.min(config.max_queue_len),
+            wake_at: AtomicUsize::new(worker::wake_at(&config)),
             policy: config.queue_full_policy,
         });
         let (control, receiver) = mpsc::unbounded_channel();
@@ -200,7 +201,7 @@ impl Sink for PosthogSink {
             add(&counters.evicted, 1);
             counters.warn_first_drop("queue full");
         }
-        if len == shared.wake_at {
+        if len == shared.wake_at.load(Ordering::SeqCst) {
             shared.notify.notify_one();
         }
     }

@@ -34,6 +34,23 @@ const GZIP_LEVEL: u32 = 1;
 /// After a shutdown deadline, how long the worker may take to count what it drops before the
 /// caller is answered anyway.
 const ABORT_GRACE: Duration = Duration::from_millis(20);
+/// How often a busy worker looks for full batches. Callers wake it only when the queue is half
+/// full (or, once it has been idle for [`IDLE_POLLS`] polls, at the first event), so a capture
+/// almost never pays for waking a thread; full batches still leave within this delay.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Empty polls before the worker stops polling and waits to be woken.
+const IDLE_POLLS: u32 = 10;
+
+/// The queue length at which a capture wakes the worker at once: half the queue, so a burst
+/// cannot fill it between two polls.
+pub(crate) fn wake_at(config: &Config) -> usize {
+    (config.max_queue_len / 2)
+        .max(config.batch_size)
+        .min(config.max_queue_len)
+        .max(1)
+}
+
 /// Batches waiting for the sender; a small number keeps memory flat under backlog.
 const JOBS_IN_FLIGHT: usize = 4;
 /// Requests sent concurrently: hides the server's latency, so one slow answer does not stall
@@ -270,15 +287,30 @@ impl Batcher {
         let period = self.config.flush_interval;
         let mut ticker = tokio::time::interval_at(TokioInstant::now() + period, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let threshold = self.config.batch_size.min(self.config.max_queue_len);
+        let threshold = wake_at(&self.config);
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shared = Arc::clone(&self.shared);
+        let mut idle_polls = 0;
         loop {
-            self.drain().await;
+            if self.drain().await {
+                idle_polls = 0;
+            }
             let notified = shared.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.shared.lock_queue().len() >= threshold {
+            if shared.lock_queue().len() >= threshold {
                 continue;
+            }
+            // Idle for a while: stop polling and let the next capture wake the worker.
+            let asleep = idle_polls >= IDLE_POLLS;
+            if asleep {
+                shared.wake_at.store(1, Ordering::SeqCst);
+                if !shared.lock_queue().is_empty() {
+                    shared.wake_at.store(threshold, Ordering::SeqCst);
+                    idle_polls = 0;
+                    continue;
+                }
             }
             tokio::select! {
                 biased;
@@ -296,24 +328,33 @@ impl Batcher {
                     }
                 }
                 () = &mut notified => {}
+                _ = poll.tick(), if !asleep => idle_polls += 1,
                 _ = ticker.tick() => {
                     self.drain().await;
                     self.seal().await;
                 }
             }
+            if asleep {
+                shared.wake_at.store(threshold, Ordering::SeqCst);
+                poll.reset();
+                idle_polls = 0;
+            }
         }
     }
 
-    /// Moves everything queued into batches, sending each full one.
-    async fn drain(&mut self) {
+    /// Moves everything queued into batches, sending each full one. Says whether there was
+    /// anything.
+    async fn drain(&mut self) -> bool {
+        let mut any = false;
         loop {
             let mut taken = std::mem::take(&mut self.spare);
             {
                 let mut queue = self.shared.lock_queue();
                 if queue.is_empty() {
                     self.spare = taken;
-                    return;
+                    return any;
                 }
+                any = true;
                 std::mem::swap(&mut *queue, &mut taken);
             }
             for event in taken.drain(..) {

@@ -30,8 +30,8 @@ pub use self::fanout::Fanout;
 pub use self::jsonl::JsonlSink;
 pub use self::memory::InMemorySink;
 pub use self::posthog::{
-    DeliveryError, Endpoint, PosthogSink, PosthogSinkBuilder, QueueFullPolicy, RetryPolicy,
-    SinkStats,
+    DeliveryError, DeliveryErrorKind, Endpoint, PosthogSink, PosthogSinkBuilder, QueueFullPolicy,
+    RetryPolicy, SinkStats,
 };
 
 /// How long [`Sink::flush`] and [`Sink::shutdown`] wait when the caller names no timeout.

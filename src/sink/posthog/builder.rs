@@ -251,7 +251,8 @@ impl PosthogSinkBuilder {
     }
 
     /// Called on the sink's thread for each batch finally lost (rejected, too large, or out of
-    /// retries). It gets counts and statuses, never the key or event content; keep it quick.
+    /// retries). It gets counts and statuses, never the key or event content. Keep it quick and
+    /// never block in it: the same thread keeps the flush and shutdown deadlines.
     pub fn on_error(mut self, callback: impl Fn(&DeliveryError) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(callback));
         self

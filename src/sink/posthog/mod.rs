@@ -93,7 +93,7 @@ impl Shared {
 }
 
 /// Queue slots allocated up front, so pushes rarely grow the queue under its lock.
-const RESERVED_QUEUE: usize = 16 * 1024;
+pub(crate) const RESERVED_QUEUE: usize = 16 * 1024;
 
 impl PosthogSink {
     /// A builder with every default; set at least the API key.

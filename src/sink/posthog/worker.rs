@@ -22,7 +22,7 @@ use super::builder::Config;
 use super::retry::{classify, parse_retry_after, Jitter, Verdict};
 use super::size;
 use super::stats::{add, DeliveryError, DeliveryErrorKind};
-use super::Shared;
+use super::{Shared, RESERVED_QUEUE};
 use crate::event::posthog::capture_event;
 use crate::event::Event;
 use crate::sink::{SinkError, DEFAULT_FLUSH_TIMEOUT};
@@ -181,7 +181,7 @@ async fn run(
         builder: BatchBuilder::new(&config),
         config: Arc::clone(&config),
         shared: Arc::clone(&shared),
-        spare: VecDeque::with_capacity(config.max_queue_len.min(16 * 1024)),
+        spare: VecDeque::with_capacity(config.max_queue_len.min(RESERVED_QUEUE)),
         jobs: jobs_tx,
         abort: abort_rx.clone(),
     };
@@ -365,6 +365,10 @@ impl Batcher {
                 if let Some(batch) = self.builder.push(event, &self.shared) {
                     self.send(batch).await;
                 }
+            }
+            // Give back what a burst made the queue grow to.
+            if taken.capacity() > 2 * RESERVED_QUEUE {
+                taken.shrink_to(RESERVED_QUEUE);
             }
             self.spare = taken;
         }

@@ -3,9 +3,11 @@
 //! Three tasks share that thread. The control task receives flush and shutdown requests and
 //! arms their deadlines, so a deadline fires even while the other tasks wait on a hanging
 //! server. The batcher takes the whole queue at once, serializes events straight into the
-//! next batch (with the size guard), and hands full batches on. The sender gzips each batch,
-//! posts it, and retries, splits or drops it by the answer. A flush is a marker that follows
-//! the batches before it, so it completes when they have been acknowledged or given up.
+//! next batch (with the size guard), and hands full batches on; each is gzipped on a small
+//! blocking pool meanwhile, so serializing and compressing use both cores. The sender posts up
+//! to [`REQUESTS_IN_FLIGHT`] batches at once and retries, splits or drops each by the answer.
+//! A flush is a marker that waits for every batch before it, so it completes when they have
+//! been acknowledged or given up.
 
 use std::collections::VecDeque;
 use std::io::Write;

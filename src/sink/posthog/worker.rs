@@ -824,3 +824,48 @@ fn network_reason(err: &reqwest::Error) -> String {
         "network error".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn batch_of(events: &[&str]) -> Batch {
+        let mut batch = Batch::default();
+        for event in events {
+            if !batch.ends.is_empty() {
+                batch.json.push(b',');
+            }
+            batch.json.extend_from_slice(event.as_bytes());
+            batch.ends.push(batch.json.len());
+        }
+        batch
+    }
+
+    #[test]
+    fn split_keeps_every_event_once_in_order() {
+        let batch = batch_of(&[r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#]);
+        let (first, second) = batch.split();
+        assert_eq!(first.json, br#"{"a":1}"#);
+        assert_eq!(second.json, br#"{"b":2},{"c":3}"#);
+        assert_eq!((first.len(), second.len()), (1, 2));
+        assert_eq!(second.event(1), br#"{"c":3}"#);
+    }
+
+    #[test]
+    fn body_is_the_batch_envelope_gzipped_or_plain() {
+        let batch = batch_of(&[r#"{"a":1}"#, r#"{"b":2}"#]);
+        let prefix = batch_prefix("phc_k\"ey");
+        let plain = encode(&prefix, &batch, false);
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&encode(&prefix, &batch, true)[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        for body in [plain, unzipped] {
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["api_key"], "phc_k\"ey");
+            assert_eq!(json["batch"], serde_json::json!([{"a": 1}, {"b": 2}]));
+            assert!(humantime::parse_rfc3339(json["sent_at"].as_str().unwrap()).is_ok());
+        }
+    }
+}

@@ -17,8 +17,8 @@ pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
 pub use crate::traced::{TracedModel, TracedModelBuilder, TracedStream};
 pub use crate::types::{
-    ChatRequest, ChatResponse, ChatStream, ContentPart, Message, Role, StreamEvent, Tool, ToolCall,
-    Usage,
+    ChatRequest, ChatResponse, ChatStream, ContentPart, Message, Role, StreamEvent, Tool,
+    ToolCall, Usage,
 };
 
 /// Compile-time checks that the types users move across tasks stay `Send` and `Sync`.

@@ -189,7 +189,10 @@ fn write_generation<M: SerializeMap>(
         generation.time_to_first_token.map(seconds),
     )?;
     out.put("$ai_http_status", &generation.http_status)?;
-    out.put("$ai_model_parameters", &Parameters(&generation.parameters))?;
+    out.put(
+        "$ai_model_parameters",
+        &Parameters(&generation.parameters),
+    )?;
     if !generation.tools.is_empty() {
         out.put("$ai_tools", &Tools(&generation.tools))?;
     }

@@ -283,11 +283,9 @@ fn assemble(events: Vec<StreamEvent>) -> ChatResponse {
         response.content.push(ContentPart::Text { text });
     }
     calls.sort_by_key(|(index, _)| *index);
-    response.content.extend(
-        calls
-            .into_iter()
-            .map(|(_, call)| ContentPart::ToolCall(call)),
-    );
+    response
+        .content
+        .extend(calls.into_iter().map(|(_, call)| ContentPart::ToolCall(call)));
     response
 }
 

@@ -33,10 +33,7 @@ pub struct EmbeddingRequest {
 
 impl EmbeddingRequest {
     /// A request to embed `input` with `model`.
-    pub fn new(
-        model: impl Into<String>,
-        input: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
+    pub fn new(model: impl Into<String>, input: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             model: model.into(),
             input: input.into_iter().map(Into::into).collect(),

@@ -60,11 +60,7 @@ pub struct ToolCall {
 
 impl ToolCall {
     /// A tool call from its parts.
-    pub fn new(
-        id: impl Into<String>,
-        name: impl Into<String>,
-        arguments: impl Into<String>,
-    ) -> Self {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
         Self {
             id: id.into(),
             name: name.into(),
@@ -216,10 +212,7 @@ impl Message {
 
     /// All text parts joined.
     pub fn text(&self) -> String {
-        self.content
-            .iter()
-            .filter_map(ContentPart::as_text)
-            .collect()
+        self.content.iter().filter_map(ContentPart::as_text).collect()
     }
 }
 

@@ -68,10 +68,7 @@ impl ChatResponse {
 
     /// All text parts joined.
     pub fn text(&self) -> String {
-        self.content
-            .iter()
-            .filter_map(ContentPart::as_text)
-            .collect()
+        self.content.iter().filter_map(ContentPart::as_text).collect()
     }
 
     /// The tool calls, in order.

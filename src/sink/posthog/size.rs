@@ -2,16 +2,14 @@
 //! one that is over budget instead of letting the server drop it.
 //!
 //! The server stores each event as an escaped JSON string inside a Kafka record capped at
-//! 1,000,000 bytes, so every quote and backslash of our JSON costs twice. Shrinking goes from
-//! cheapest loss to dearest: inline base64 media first, then the oldest input messages (the
-//! system prompt and the last user message stay), then the largest strings, each cut with a
-//! visible marker. Ids, timestamps, token counts, latency and the error flag are never touched.
+//! 1,000,000 bytes, so every quote and backslash of our JSON costs twice. Shrinking works on
+//! the event's capture JSON, so it serves every kind of event alike, and goes from cheapest
+//! loss to dearest: inline base64 media first, then the oldest `$ai_input` messages (the system
+//! prompt and the last user message stay), then the largest strings, each cut with a visible
+//! marker. The top-level fields (event, distinct id, uuid, timestamp), ids, numbers and flags
+//! (token counts, latency, `$ai_is_error`) are never touched.
 
-use serde_json::Value;
-
-use crate::event::posthog::capture_event;
-use crate::event::{Event, Generation};
-use crate::types::{ContentPart, ImageSource, Message, Role};
+use serde_json::{Map, Value};
 
 /// Appended to every string cut by the guard.
 pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
@@ -19,6 +17,23 @@ pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
 const MIN_BASE64_RUN: usize = 1024;
 /// How often the guard re-serializes before it falls back to dropping content wholesale.
 const MAX_ROUNDS: usize = 24;
+/// Properties whose strings are identities or labels, never content: never cut.
+const KEPT_PROPERTIES: [&str; 14] = [
+    "$ai_trace_id",
+    "$ai_session_id",
+    "$ai_span_id",
+    "$ai_parent_id",
+    "$ai_span_name",
+    "$ai_model",
+    "$ai_provider",
+    "$ai_lib",
+    "$ai_lib_version",
+    "$lib",
+    "$lib_version",
+    "$ai_completion_id",
+    "$ai_stop_reason",
+    "$groups",
+];
 
 /// What `json` costs against the server's limit: its length, plus one per quote and backslash.
 pub(crate) fn encoded_cost(json: &[u8]) -> usize {
@@ -44,92 +59,174 @@ fn str_cost(s: &str) -> usize {
     s.chars().map(char_cost).sum::<usize>() + 4
 }
 
-fn serialize(event: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
-    // A capture event holds only strings, numbers and JSON values: it always serializes.
-    let _ = serde_json::to_writer(&mut out, &capture_event(event));
-    out
+fn cost_of(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(0, |json| encoded_cost(&json))
 }
 
-/// Shrinks `event` until its capture JSON costs at most `budget`, and returns that JSON.
-pub(crate) fn shrink(event: &mut Event, budget: usize) -> Vec<u8> {
-    let Event::Generation(generation) = event;
-    redact_base64(generation);
-    let json = serialize(event);
-    if fits(&json, budget) {
-        return json;
-    }
-    let Event::Generation(generation) = event;
-    drop_old_messages(generation, encoded_cost(&json) - budget);
-    let mut json = serialize(event);
-    for _ in 0..MAX_ROUNDS {
-        let cost = encoded_cost(&json);
-        if cost <= budget {
-            return json;
-        }
-        let Event::Generation(generation) = event;
-        if !cut_largest(generation, cost - budget) {
-            break;
-        }
-        json = serialize(event);
-    }
-    if fits(&json, budget) {
-        return json;
-    }
-    // Nothing left to cut by the rules above (e.g. thousands of small custom properties):
-    // keep the identity, counts and error flag, and say what was removed.
-    let Event::Generation(generation) = event;
-    let note = "[traced-llm: content removed to fit PostHog's event size limit]";
-    generation.input = generation
-        .input
-        .as_ref()
-        .map(|_| vec![Message::system(note)]);
-    generation.output = generation
-        .output
-        .as_ref()
-        .map(|_| vec![ContentPart::text(note)]);
-    generation.tools.clear();
-    generation.provider_metadata.clear();
-    generation.envelope.properties.clear();
-    generation
-        .envelope
-        .properties
-        .insert("$ai_traced_llm_truncated".into(), Value::Bool(true));
-    if let Some(error) = &mut generation.error {
-        truncate_to(error, budget / 4);
-    }
-    let mut json = serialize(event);
-    if !fits(&json, budget) {
-        // Only the envelope's own ids can be this large now; they are the caller's to fix.
-        let Event::Generation(generation) = event;
-        generation.envelope.groups.clear();
-        json = serialize(event);
-    }
-    json
+fn to_json(value: &Value) -> Vec<u8> {
+    // A `Value` always serializes.
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Replaces data URLs and long base64 runs in every content string with a placeholder.
-fn redact_base64(generation: &mut Generation) {
-    for_each_string(generation, &mut |s| {
+/// Shrinks the capture JSON `json` (one event) until it costs at most `budget`.
+pub(crate) fn shrink(json: &[u8], budget: usize) -> Vec<u8> {
+    let Ok(mut event) = serde_json::from_slice::<Value>(json) else {
+        return json.to_vec();
+    };
+    let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) else {
+        return json.to_vec();
+    };
+    for_each_content_string(properties, &mut |s| {
         if let Some(redacted) = redact_base64_in(s) {
             *s = redacted;
         }
     });
-    for part in generation
-        .input
-        .iter_mut()
-        .flatten()
-        .flat_map(|message| message.content.iter_mut())
-        .chain(generation.output.iter_mut().flatten())
-    {
-        // Already a placeholder on the wire, but the data still costs memory here.
-        if let ContentPart::Image {
-            source: ImageSource::Base64 { data, .. },
-        } = part
-        {
-            data.clear();
+    let mut out = to_json(&event);
+    if fits(&out, budget) {
+        return out;
+    }
+    if let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) {
+        drop_old_messages(properties, encoded_cost(&out) - budget);
+    }
+    out = to_json(&event);
+    for _ in 0..MAX_ROUNDS {
+        let cost = encoded_cost(&out);
+        if cost <= budget {
+            return out;
+        }
+        let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) else {
+            break;
+        };
+        if !cut_largest(properties, cost - budget) {
+            break;
+        }
+        out = to_json(&event);
+    }
+    if fits(&out, budget) {
+        return out;
+    }
+    // Nothing left to cut by the rules above (e.g. thousands of small properties): drop the
+    // text and structures, keep ids, numbers and flags, and say how much went.
+    if let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) {
+        let before = properties.len();
+        properties.retain(|key, value| {
+            KEPT_PROPERTIES.contains(&key.as_str())
+                || matches!(value, Value::Number(_) | Value::Bool(_) | Value::Null)
+        });
+        let removed = before - properties.len();
+        properties.insert(
+            "$ai_traced_llm_truncated".into(),
+            Value::String(format!(
+                "[traced-llm: {removed} properties removed to fit PostHog's event size limit]"
+            )),
+        );
+    }
+    to_json(&event)
+}
+
+/// Calls `f` on every string of the properties the guard may change.
+fn for_each_content_string(properties: &mut Map<String, Value>, f: &mut dyn FnMut(&mut String)) {
+    for (key, value) in properties.iter_mut() {
+        if !KEPT_PROPERTIES.contains(&key.as_str()) {
+            for_each_value_string(value, f);
         }
     }
+}
+
+fn for_each_value_string(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| for_each_value_string(item, f)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|item| for_each_value_string(item, f)),
+        _ => {}
+    }
+}
+
+/// Removes the oldest `$ai_input` messages until about `excess` is saved, keeping system
+/// messages and the last user message, and puts a marker where they were.
+fn drop_old_messages(properties: &mut Map<String, Value>, excess: usize) {
+    let Some(Value::Array(messages)) = properties.get_mut("$ai_input") else {
+        return;
+    };
+    let role = |message: &Value| {
+        message
+            .get("role")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let last_user = messages
+        .iter()
+        .rposition(|m| role(m).as_deref() == Some("user"));
+    let mut saved = 0;
+    let mut remove = vec![false; messages.len()];
+    for (index, message) in messages.iter().enumerate() {
+        if saved >= excess {
+            break;
+        }
+        if role(message).as_deref() == Some("system") || Some(index) == last_user {
+            continue;
+        }
+        remove[index] = true;
+        saved += cost_of(message);
+    }
+    let removed = remove.iter().filter(|&&r| r).count();
+    if removed == 0 {
+        return;
+    }
+    let first = remove.iter().position(|&r| r).unwrap_or(0);
+    let mut kept = Vec::with_capacity(messages.len() - removed + 1);
+    for (index, message) in std::mem::take(messages).into_iter().enumerate() {
+        if index == first {
+            kept.push(serde_json::json!({
+                "role": "system",
+                "content": format!(
+                    "[traced-llm: {removed} earlier messages removed to fit PostHog's event size limit]"
+                ),
+            }));
+        }
+        if !remove[index] {
+            kept.push(message);
+        }
+    }
+    *messages = kept;
+}
+
+/// Cuts the largest strings, largest first, until about `excess` is saved. Returns `false`
+/// when no string is left worth cutting.
+fn cut_largest(properties: &mut Map<String, Value>, excess: usize) -> bool {
+    let marker = str_cost(TRUNCATED_MARKER);
+    // Slack covers the estimate's error; another round mops up the rest.
+    let mut left = excess + excess / 64 + 64;
+    let mut costs = Vec::new();
+    for_each_content_string(properties, &mut |s| costs.push(str_cost(s)));
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_unstable_by_key(|&index| std::cmp::Reverse(costs[index]));
+    let mut keep = vec![None; costs.len()];
+    for index in order {
+        let cost = costs[index];
+        if left == 0 || cost <= marker + 8 {
+            break;
+        }
+        let kept = cost.saturating_sub(left + marker).max(4);
+        keep[index] = Some(kept);
+        left = left.saturating_sub(cost.saturating_sub(kept + marker).max(1));
+    }
+    if keep.iter().all(Option::is_none) {
+        return false;
+    }
+    let mut index = 0;
+    for_each_content_string(properties, &mut |s| {
+        if let Some(kept) = keep[index] {
+            truncate_to(s, kept - 4);
+            s.push_str(TRUNCATED_MARKER);
+        }
+        index += 1;
+    });
+    true
 }
 
 fn is_base64_byte(b: u8) -> bool {
@@ -200,152 +297,6 @@ fn redact_base64_in(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// Removes the oldest input messages until about `excess` is saved, keeping system messages
-/// and the last user message, and puts a marker where they were.
-fn drop_old_messages(generation: &mut Generation, excess: usize) {
-    let Some(messages) = generation.input.as_mut() else {
-        return;
-    };
-    let last_user = messages.iter().rposition(|m| m.role == Role::User);
-    let mut saved = 0;
-    let mut remove = vec![false; messages.len()];
-    for (index, message) in messages.iter().enumerate() {
-        if saved >= excess {
-            break;
-        }
-        if message.role == Role::System || Some(index) == last_user {
-            continue;
-        }
-        remove[index] = true;
-        saved += message_cost(message);
-    }
-    let removed = remove.iter().filter(|&&r| r).count();
-    if removed == 0 {
-        return;
-    }
-    let first = remove.iter().position(|&r| r).unwrap_or(0);
-    let mut kept = Vec::with_capacity(messages.len() - removed + 1);
-    for (index, message) in std::mem::take(messages).into_iter().enumerate() {
-        if index == first {
-            kept.push(Message::system(format!(
-                "[traced-llm: {removed} earlier messages removed to fit PostHog's event size limit]"
-            )));
-        }
-        if !remove[index] {
-            kept.push(message);
-        }
-    }
-    *messages = kept;
-}
-
-fn message_cost(message: &Message) -> usize {
-    let mut cost = 40;
-    for part in &message.content {
-        cost += 30 + part_cost(part);
-    }
-    cost
-}
-
-fn part_cost(part: &ContentPart) -> usize {
-    match part {
-        ContentPart::Text { text } => str_cost(text),
-        ContentPart::Image { source } => match source {
-            ImageSource::Url { url } => str_cost(url),
-            ImageSource::Base64 { media_type, .. } => str_cost(media_type) + 30,
-        },
-        ContentPart::ToolCall(call) => {
-            str_cost(&call.id) + str_cost(&call.name) + str_cost(&call.arguments) + 40
-        }
-        ContentPart::ToolResult {
-            tool_call_id,
-            content,
-            ..
-        } => str_cost(tool_call_id) + str_cost(content),
-    }
-}
-
-/// Calls `f` on every string the guard may cut: message and output text, tool calls and
-/// results, the error message, tool definitions, provider metadata and custom properties.
-fn for_each_string(generation: &mut Generation, f: &mut dyn FnMut(&mut String)) {
-    let parts = generation
-        .input
-        .iter_mut()
-        .flatten()
-        .flat_map(|message| message.content.iter_mut())
-        .chain(generation.output.iter_mut().flatten());
-    for part in parts {
-        match part {
-            ContentPart::Text { text } => f(text),
-            ContentPart::Image {
-                source: ImageSource::Url { url },
-            } => f(url),
-            ContentPart::Image { .. } => {}
-            ContentPart::ToolCall(call) => f(&mut call.arguments),
-            ContentPart::ToolResult { content, .. } => f(content),
-        }
-    }
-    if let Some(error) = &mut generation.error {
-        f(error);
-    }
-    for tool in &mut generation.tools {
-        if let Some(description) = &mut tool.description {
-            f(description);
-        }
-        for_each_value_string(&mut tool.parameters, f);
-    }
-    for value in generation.provider_metadata.values_mut() {
-        for_each_value_string(value, f);
-    }
-    for value in generation.envelope.properties.values_mut() {
-        for_each_value_string(value, f);
-    }
-}
-
-fn for_each_value_string(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match value {
-        Value::String(s) => f(s),
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| for_each_value_string(item, f)),
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|item| for_each_value_string(item, f)),
-        _ => {}
-    }
-}
-
-/// Cuts the largest strings, largest first, until about `excess` is saved. Returns `false`
-/// when no string is left worth cutting.
-fn cut_largest(generation: &mut Generation, excess: usize) -> bool {
-    let marker = str_cost(TRUNCATED_MARKER);
-    // Slack covers the estimate's error; a second round mops up the rest.
-    let mut left = excess + excess / 64 + 64;
-    let mut progressed = false;
-    while left > 0 {
-        let mut costs = Vec::new();
-        for_each_string(generation, &mut |s| costs.push(str_cost(s)));
-        let Some((target, &cost)) = costs.iter().enumerate().max_by_key(|(_, &cost)| cost) else {
-            break;
-        };
-        if cost <= marker + 8 {
-            break;
-        }
-        let keep = cost.saturating_sub(left + marker).max(4);
-        let saved = cost.saturating_sub(keep + marker);
-        let mut index = 0;
-        for_each_string(generation, &mut |s| {
-            if index == target {
-                truncate_to(s, keep - 4);
-                s.push_str(TRUNCATED_MARKER);
-            }
-            index += 1;
-        });
-        progressed = true;
-        left = left.saturating_sub(saved.max(1));
-    }
-    progressed
-}
-
 /// Cuts `s` to at most `cost` (as [`char_cost`] counts), on a character boundary.
 fn truncate_to(s: &mut String, cost: usize) {
     let mut used = 0;
@@ -363,8 +314,14 @@ fn truncate_to(s: &mut String, cost: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Usage;
+    use crate::event::posthog::capture_event;
+    use crate::event::{Event, Generation};
+    use crate::types::{ContentPart, Message, Usage};
     use std::time::Duration;
+
+    fn json_of(event: &Event) -> Vec<u8> {
+        serde_json::to_vec(&capture_event(event)).unwrap()
+    }
 
     fn generation_with(input: Vec<Message>, output: &str) -> Event {
         let mut generation = Generation::new("gpt-4o-mini", "openai");
@@ -409,8 +366,8 @@ mod tests {
             Message::assistant("ok"),
             Message::user("final question"),
         ];
-        let mut event = generation_with(input, &"y".repeat(1000));
-        let json = shrink(&mut event, 500_000);
+        let event = generation_with(input, &"y".repeat(1000));
+        let json = shrink(&json_of(&event), 500_000);
         assert!(encoded_cost(&json) <= 500_000);
         let value: Value = serde_json::from_slice(&json).unwrap();
         let props = &value["properties"];
@@ -428,10 +385,34 @@ mod tests {
     }
 
     #[test]
+    fn thousands_of_small_properties_fall_back_to_ids_and_numbers() {
+        let mut generation = Generation::new("gpt-4o-mini", "openai");
+        generation.usage = Usage::new(42, 7);
+        for index in 0..40_000 {
+            generation
+                .envelope
+                .properties
+                .insert(format!("k{index}"), Value::String("v".repeat(20)));
+        }
+        let event = Event::from(generation);
+        let json = shrink(&json_of(&event), 400_000);
+        assert!(encoded_cost(&json) <= 400_000);
+        let value: Value = serde_json::from_slice(&json).unwrap();
+        let props = &value["properties"];
+        assert_eq!(props["$ai_input_tokens"], 42);
+        assert_eq!(props["$ai_model"], "gpt-4o-mini");
+        assert_eq!(value["uuid"], event.envelope().uuid.to_string());
+        assert!(props["$ai_traced_llm_truncated"]
+            .as_str()
+            .unwrap()
+            .starts_with("[traced-llm: "));
+    }
+
+    #[test]
     fn one_huge_string_of_quotes_is_cut_on_a_char_boundary() {
         let text = "\"é".repeat(400_000);
-        let mut event = generation_with(vec![Message::user(text)], "ok");
-        let json = shrink(&mut event, 200_000);
+        let event = generation_with(vec![Message::user(text)], "ok");
+        let json = shrink(&json_of(&event), 200_000);
         let cost = encoded_cost(&json);
         assert!(cost <= 200_000, "{cost}");
         assert!(cost > 150_000, "cut far too much: {cost}");

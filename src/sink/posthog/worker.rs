@@ -464,7 +464,7 @@ impl BatchBuilder {
     }
 
     /// Adds `event`, returning a batch that is ready to go.
-    fn push(&mut self, mut event: Event, shared: &Shared) -> Option<Batch> {
+    fn push(&mut self, event: Event, shared: &Shared) -> Option<Batch> {
         let batch = &mut self.current;
         let mark = batch.json.len();
         if batch.json.capacity() == 0 {
@@ -484,14 +484,14 @@ impl BatchBuilder {
             return None;
         }
         if !size::fits(&batch.json[start..], self.max_event_bytes) {
+            let shrunk = size::shrink(&batch.json[start..], self.max_event_bytes);
             batch.json.truncate(start);
-            let shrunk = size::shrink(&mut event, self.max_event_bytes);
             batch.json.extend_from_slice(&shrunk);
             add(&shared.counters.shrunk, 1);
             tracing::debug!(
                 target: LOG_TARGET,
                 bytes = shrunk.len(),
-                "posthog sink shrank an LLM event to fit the per-event size limit"
+                "posthog sink shrank an event to fit the per-event size limit"
             );
         }
         drop(event);

@@ -7,6 +7,7 @@
 //!
 //! | sink | for |
 //! |---|---|
+//! | [`PosthogSink`] | PostHog LLM analytics: gzipped batches from a background thread (the default) |
 //! | [`JsonlSink`] | one PostHog-shaped JSON object per line, on stdout or any writer |
 //! | [`InMemorySink`] | tests: keeps the events to assert on |
 //! | [`Fanout`] | several sinks at once |
@@ -23,10 +24,15 @@ use crate::event::Event;
 mod fanout;
 mod jsonl;
 mod memory;
+pub mod posthog;
 
 pub use self::fanout::Fanout;
 pub use self::jsonl::JsonlSink;
 pub use self::memory::InMemorySink;
+pub use self::posthog::{
+    DeliveryError, DeliveryErrorKind, Endpoint, PosthogSink, PosthogSinkBuilder, QueueFullPolicy,
+    RetryPolicy, SinkStats,
+};
 
 /// How long [`Sink::flush`] and [`Sink::shutdown`] wait when the caller names no timeout.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -148,9 +154,25 @@ impl Sink for NoopSink {
 
 /// The sink a [`TracedModel`](crate::TracedModel) built without one uses.
 ///
-/// Until the PostHog sink lands this is a [`NoopSink`], with one warning so the missing sink is
-/// noticed.
+/// [`PosthogSink::from_env`] when `POSTHOG_API_KEY` is set; otherwise, or when that
+/// configuration is invalid, a [`NoopSink`] with one warning so the missing sink is noticed.
 pub fn default_sink() -> Arc<dyn Sink> {
-    tracing::warn!(target: "traced_llm", "no sink configured: LLM events are discarded");
-    Arc::new(NoopSink)
+    let key_set = std::env::var(posthog::ENV_API_KEY).is_ok_and(|key| !key.trim().is_empty());
+    if !key_set {
+        tracing::warn!(
+            target: "traced_llm",
+            "no sink configured and POSTHOG_API_KEY is not set: LLM events are discarded"
+        );
+        return Arc::new(NoopSink);
+    }
+    match PosthogSink::from_env() {
+        Ok(sink) => Arc::new(sink),
+        Err(err) => {
+            tracing::warn!(
+                target: "traced_llm",
+                "PostHog configuration from the environment is invalid ({err}): LLM events are discarded"
+            );
+            Arc::new(NoopSink)
+        }
+    }
 }

@@ -1,0 +1,250 @@
+//! The PostHog sink: batches `$ai_generation` events to PostHog's capture API in the
+//! background.
+//!
+//! `capture` only pushes the event onto a bounded queue (a short lock, no I/O, no JSON); a
+//! worker thread with its own current-thread tokio runtime serializes, shrinks oversized
+//! events, batches, gzips, posts and retries. So the sink works inside or outside a tokio
+//! runtime, a busy caller runtime never stalls delivery, and the worker never keeps the process
+//! alive after `shutdown` returned.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::{Sink, SinkError};
+use crate::error::{Error, Result};
+use crate::event::Event;
+
+mod builder;
+mod retry;
+mod size;
+mod stats;
+mod worker;
+
+pub use self::builder::{
+    Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_HOST, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_LEN,
+    DEFAULT_REQUEST_TIMEOUT, ENV_API_KEY, ENV_HOST, EU_HOST,
+};
+pub use self::retry::RetryPolicy;
+pub use self::stats::{DeliveryError, DeliveryErrorKind, SinkStats};
+
+use self::builder::Config;
+use self::stats::{add, Counters};
+use self::worker::Control;
+
+/// Sends events to PostHog's LLM analytics in gzipped batches, from a background thread.
+///
+/// A cheap `Clone` handle: clones share one queue and one worker. Batches leave when
+/// [`batch_size`](PosthogSinkBuilder::batch_size) events are waiting, every
+/// [`flush_interval`](PosthogSinkBuilder::flush_interval), and on [`Sink::flush`]. Call
+/// [`Sink::shutdown`] before the process exits; dropping the last handle also starts a final,
+/// bounded flush, but nothing waits for it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use traced_llm::sink::{PosthogSink, Sink};
+///
+/// # async fn run() -> traced_llm::Result<()> {
+/// // POSTHOG_API_KEY and, optionally, POSTHOG_HOST.
+/// let sink = PosthogSink::from_env()?;
+/// // ... TracedModel::new(model, sink.clone()) ...
+/// sink.shutdown(Duration::from_secs(5)).await.ok();
+/// println!("{:?}", sink.stats());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PosthogSink {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    control: mpsc::UnboundedSender<Control>,
+    shut_down: AtomicBool,
+    config: Config,
+}
+
+/// What the handles and the worker share.
+pub(crate) struct Shared {
+    /// Boxed, so a push moves a pointer and the queue's own memory stays small.
+    queue: Mutex<VecDeque<Event>>,
+    notify: Notify,
+    counters: Counters,
+    closed: AtomicBool,
+    max_queue_len: usize,
+    /// The queue length at which a capture wakes the worker; the worker sets it.
+    wake_at: AtomicUsize,
+    policy: QueueFullPolicy,
+}
+
+impl Shared {
+    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Event>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Queue slots allocated up front, so pushes rarely grow the queue under its lock.
+pub(crate) const RESERVED_QUEUE: usize = 16 * 1024;
+
+impl PosthogSink {
+    /// A builder with every default; set at least the API key.
+    pub fn builder() -> PosthogSinkBuilder {
+        PosthogSinkBuilder::new()
+    }
+
+    /// A sink configured from `POSTHOG_API_KEY` and `POSTHOG_HOST`, with every other default.
+    ///
+    /// # Errors
+    /// [`Error::is_builder`] when the key is missing or invalid, or the host is not a URL.
+    pub fn from_env() -> Result<Self> {
+        PosthogSinkBuilder::from_env().build()
+    }
+
+    pub(crate) fn start(config: Config) -> Result<Self> {
+        let client = worker::client(&config)?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::with_capacity(
+                config.max_queue_len.min(RESERVED_QUEUE),
+            )),
+            notify: Notify::new(),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            max_queue_len: config.max_queue_len,
+            wake_at: AtomicUsize::new(worker::wake_at(&config)),
+            policy: config.queue_full_policy,
+        });
+        let (control, receiver) = mpsc::unbounded_channel();
+        worker::spawn(config.clone(), client, Arc::clone(&shared), receiver)
+            .map_err(|err| Error::other(err).with_provider("posthog"))?;
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                control,
+                shut_down: AtomicBool::new(false),
+                config,
+            }),
+        })
+    }
+
+    /// A snapshot of the delivery counters.
+    pub fn stats(&self) -> SinkStats {
+        self.handle.shared.counters.snapshot()
+    }
+
+    /// The URL batches are posted to.
+    pub fn url(&self) -> &str {
+        self.handle.config.url.as_str()
+    }
+
+    fn request(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(Instant, Duration, worker::Reply) -> Control,
+    ) -> std::result::Result<oneshot::Receiver<std::result::Result<(), SinkError>>, SinkError> {
+        let now = Instant::now();
+        // A timeout too large to add is as good as none.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let (reply, receiver) = oneshot::channel();
+        self.handle
+            .control
+            .send(make(deadline, timeout, reply))
+            .map_err(|_| SinkError::AlreadyShutdown)?;
+        Ok(receiver)
+    }
+}
+
+fn worker_gone() -> SinkError {
+    SinkError::Internal("the posthog worker stopped".into())
+}
+
+#[async_trait]
+impl Sink for PosthogSink {
+    /// Queues the event; never blocks. A full queue or a shut-down sink drops it and counts it.
+    fn capture(&self, event: Event) {
+        let shared = &self.handle.shared;
+        let counters = &shared.counters;
+        if shared.closed.load(Ordering::Acquire) {
+            add(&counters.after_shutdown, 1);
+            counters.warn_first_drop("captured after shutdown");
+            return;
+        }
+        let mut queue = shared.lock_queue();
+        let (len, evicted) = if queue.len() < shared.max_queue_len {
+            queue.push_back(event);
+            (queue.len(), None)
+        } else if shared.policy == QueueFullPolicy::DropOldest {
+            let oldest = queue.pop_front();
+            queue.push_back(event);
+            (queue.len(), oldest)
+        } else {
+            drop(queue);
+            add(&counters.refused_full, 1);
+            counters.warn_first_drop("queue full");
+            // The event is freed here, after the lock is released.
+            drop(event);
+            return;
+        };
+        drop(queue);
+        add(&counters.accepted, 1);
+        if evicted.is_some() {
+            add(&counters.evicted, 1);
+            counters.warn_first_drop("queue full");
+        }
+        if len == shared.wake_at.load(Ordering::SeqCst) {
+            shared.notify.notify_one();
+        }
+    }
+
+    /// Waits until every event captured before the call was acknowledged or finally failed.
+    ///
+    /// # Errors
+    /// [`SinkError::Timeout`] at the deadline (the rest stays queued);
+    /// [`SinkError::AlreadyShutdown`] after shutdown.
+    async fn flush(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        if self.handle.shut_down.load(Ordering::Acquire) {
+            return Err(SinkError::AlreadyShutdown);
+        }
+        let receiver = self.request(timeout, |deadline, timeout, reply| Control::Flush {
+            deadline,
+            timeout,
+            reply,
+        })?;
+        receiver.await.unwrap_or_else(|_| Err(worker_gone()))
+    }
+
+    /// Flushes, then stops the worker; events still undelivered at the deadline are dropped
+    /// and counted, and later captures are counted as dropped.
+    ///
+    /// # Errors
+    /// [`SinkError::Timeout`] when the deadline cut delivery short;
+    /// [`SinkError::AlreadyShutdown`] on a second call.
+    async fn shutdown(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        if self.handle.shut_down.swap(true, Ordering::AcqRel) {
+            return Err(SinkError::AlreadyShutdown);
+        }
+        self.handle.shared.closed.store(true, Ordering::Release);
+        let receiver = self.request(timeout, |deadline, timeout, reply| Control::Shutdown {
+            deadline,
+            timeout,
+            reply,
+        })?;
+        receiver.await.unwrap_or_else(|_| Err(worker_gone()))
+    }
+}
+
+impl fmt::Debug for PosthogSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.handle.config, f)
+    }
+}

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! It runs offline on a scripted model. Every event goes to stdout as one JSON line in PostHog's
-//! capture format; the tree those events form, rebuilt from `$ai_trace_id`, `$ai_span_id` and
+//! capture format, and to PostHog as well when `POSTHOG_API_KEY` is set (`POSTHOG_HOST`
+//! honoured). The tree those events form, rebuilt from `$ai_trace_id`, `$ai_span_id` and
 //! `$ai_parent_id` as PostHog's UI does, is drawn on stderr.
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use traced_llm::event::{posthog, Event, Feedback};
-use traced_llm::sink::{Fanout, InMemorySink, JsonlSink};
+use traced_llm::sink::{Fanout, InMemorySink, JsonlSink, PosthogSink};
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{
     ChatRequest, ChatResponse, ContentPart, LlmModel, Message, Tool, ToolCall, TracedModel, Usage,
@@ -68,9 +69,14 @@ fn get_weather(arguments: &str) -> Value {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorded = InMemorySink::new();
-    let sink = Fanout::new()
+    let mut sink = Fanout::new()
         .with(JsonlSink::stdout())
         .with(recorded.clone());
+    if std::env::var_os("POSTHOG_API_KEY").is_some() {
+        let posthog = PosthogSink::from_env()?;
+        eprintln!("sending events to {}", posthog.url());
+        sink = sink.with(posthog);
+    }
     let model = TracedModel::new(offline_model(), sink);
     let tracer = model.tracer();
 

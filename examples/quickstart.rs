@@ -7,14 +7,15 @@
 //! With `OPENAI_API_KEY` set it calls OpenAI, or the OpenAI-compatible server at
 //! `OPENAI_BASE_URL` (model `OPENAI_MODEL`, default `gpt-4o-mini`); without it, it runs offline
 //! on a scripted model. The PostHog events are printed as JSON lines on stdout; the model's
-//! answers go to stderr.
+//! answers go to stderr. With `POSTHOG_API_KEY` set, the same events also go to PostHog
+//! (`POSTHOG_HOST`, default `https://us.i.posthog.com`), flushed before exit.
 
 use std::io::Write;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use traced_llm::provider::OpenAi;
-use traced_llm::sink::JsonlSink;
+use traced_llm::sink::{Fanout, JsonlSink, PosthogSink};
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{
     CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel, Usage,
@@ -57,6 +58,18 @@ fn model_from_env() -> Result<(Box<dyn LlmModel>, String), traced_llm::Error> {
     }
 }
 
+/// JSON lines on stdout, and PostHog too when its key is set.
+fn sink_from_env() -> Result<(Fanout, Option<PosthogSink>), traced_llm::Error> {
+    let sink = Fanout::new().with(JsonlSink::stdout());
+    if std::env::var_os("POSTHOG_API_KEY").is_none() {
+        eprintln!("POSTHOG_API_KEY is not set: events are only printed");
+        return Ok((sink, None));
+    }
+    let posthog = PosthogSink::from_env()?;
+    eprintln!("sending events to {}", posthog.url());
+    Ok((sink.with(posthog.clone()), Some(posthog)))
+}
+
 /// What a chat route knows about the call it makes.
 fn context(user_id: &str, conversation_id: &str, message_count: usize) -> CallContext {
     CallContext::new()
@@ -70,7 +83,8 @@ fn context(user_id: &str, conversation_id: &str, message_count: usize) -> CallCo
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (provider, name) = model_from_env()?;
-    let model = TracedModel::new(provider, JsonlSink::stdout());
+    let (sink, posthog) = sink_from_env()?;
+    let model = TracedModel::new(provider, sink);
 
     let question = ChatRequest::new(&name)
         .message(Message::system(
@@ -97,6 +111,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!();
     drop(stream);
 
-    model.shutdown(Duration::from_secs(5)).await?;
+    // Deliver everything before the process exits; this returns within its timeout even when
+    // PostHog does not answer.
+    let shutdown = model.shutdown(Duration::from_secs(5)).await;
+    if let Some(posthog) = posthog {
+        let stats = posthog.stats();
+        eprintln!(
+            "posthog: {} events sent, {} dropped",
+            stats.sent,
+            stats.dropped()
+        );
+    }
+    shutdown?;
     Ok(())
 }

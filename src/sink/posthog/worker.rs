@@ -25,7 +25,7 @@ use super::builder::Config;
 use super::retry::{classify, parse_retry_after, Jitter, Verdict};
 use super::size;
 use super::stats::{add, DeliveryError, DeliveryErrorKind};
-use super::{Shared, RESERVED_QUEUE};
+use super::{prefaulted_queue, Shared, RESERVED_QUEUE};
 use crate::event::posthog::capture_event;
 use crate::event::Event;
 use crate::sink::{SinkError, DEFAULT_FLUSH_TIMEOUT};
@@ -191,7 +191,7 @@ async fn run(
         capacity_hint: Arc::new(AtomicUsize::new(64 * 1024)),
         config: Arc::clone(&config),
         shared: Arc::clone(&shared),
-        spare: VecDeque::with_capacity(config.max_queue_len.min(RESERVED_QUEUE)),
+        spare: prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE)),
         jobs: jobs_tx,
         abort: abort_rx.clone(),
     };
@@ -383,9 +383,9 @@ impl Batcher {
                     self.send().await;
                 }
             }
-            // Give back what a burst made the queue grow to.
+            // Give back what a burst made the queue grow to, for memory already touched.
             if taken.capacity() > 2 * RESERVED_QUEUE {
-                taken.shrink_to(RESERVED_QUEUE);
+                taken = prefaulted_queue(self.config.max_queue_len.min(RESERVED_QUEUE));
             }
             self.spare = taken;
         }

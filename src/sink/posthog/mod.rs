@@ -92,8 +92,24 @@ impl Shared {
     }
 }
 
-/// Queue slots allocated up front, so pushes rarely grow the queue under its lock.
-pub(crate) const RESERVED_QUEUE: usize = 16 * 1024;
+/// Queue slots allocated and touched up front (here and in the worker's spare buffer), so
+/// pushes rarely grow the queue under its lock and do not page-fault in its usual range. The
+/// price is memory resident from the start: two buffers of this many `Event` slots (about
+/// 6 MB each), or of `max_queue_len` slots when that is smaller. Measured in W3: 8k slots keep
+/// capture() p99 under a microsecond with less peak memory than 16k (whose larger buffers cost
+/// more than the rarer growth they avoid); 4k is outgrown between drains.
+pub(crate) const RESERVED_QUEUE: usize = 8 * 1024;
+
+/// An empty queue of `capacity` slots whose memory has already been written, so the first
+/// capture into each page does not pay for the page fault (about a microsecond) under the lock.
+pub(crate) fn prefaulted_queue(capacity: usize) -> VecDeque<Event> {
+    let mut slots: Vec<Event> = Vec::with_capacity(capacity);
+    for slot in slots.spare_capacity_mut() {
+        *slot = std::mem::MaybeUninit::zeroed();
+    }
+    // O(1): the deque takes over the vector's buffer and capacity.
+    VecDeque::from(slots)
+}
 
 impl PosthogSink {
     /// A builder with every default; set at least the API key.
@@ -112,9 +128,7 @@ impl PosthogSink {
     pub(crate) fn start(config: Config) -> Result<Self> {
         let client = worker::client(&config)?;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::with_capacity(
-                config.max_queue_len.min(RESERVED_QUEUE),
-            )),
+            queue: Mutex::new(prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE))),
             notify: Notify::new(),
             counters: Counters::default(),
             closed: AtomicBool::new(false),

@@ -61,8 +61,13 @@ impl CaptureEvent<'_> {
 impl Serialize for CaptureEvent<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let envelope = self.event.envelope();
-        let trace_id = envelope.trace_id_or_uuid();
-        let distinct_id = envelope.distinct_id.as_deref().unwrap_or(&trace_id);
+        // A call without a trace is its own trace, named by its uuid: formatted on the stack.
+        let mut uuid_text = uuid::Uuid::encode_buffer();
+        let trace_id: &str = match &envelope.trace_id {
+            Some(trace_id) => trace_id,
+            None => envelope.uuid.hyphenated().encode_lower(&mut uuid_text),
+        };
+        let distinct_id = envelope.distinct_id.as_deref().unwrap_or(trace_id);
         let mut map = serializer.serialize_map(Some(5))?;
         map.serialize_entry("event", self.event.name())?;
         map.serialize_entry("distinct_id", distinct_id)?;
@@ -75,7 +80,7 @@ impl Serialize for CaptureEvent<'_> {
             "properties",
             &Properties {
                 event: self.event,
-                trace_id: &trace_id,
+                trace_id,
             },
         )?;
         map.end()

@@ -6,6 +6,10 @@
 //! `cargo bench --bench posthog_sink` runs the full sizes; without `--bench` (e.g. under
 //! `cargo test --benches`) it runs a small smoke version.
 
+#[path = "../tests/support/http.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod http;
+
 #[path = "../tests/support/capture_server.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod capture_server;

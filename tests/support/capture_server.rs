@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+use super::http::{read_request, RawRequest};
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -220,7 +222,12 @@ impl Drop for CaptureServer {
 async fn serve(mut stream: TcpStream, state: Arc<State>) {
     let mut buffer = Vec::with_capacity(64 * 1024);
     loop {
-        let Some((method, path, headers, body)) = read_request(&mut stream, &mut buffer).await
+        let Some(RawRequest {
+            method,
+            path,
+            headers,
+            body,
+        }) = read_request(&mut stream, &mut buffer).await
         else {
             return;
         };
@@ -276,54 +283,6 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             return;
         }
     }
-}
-
-type Request = (String, String, Vec<(String, String)>, Vec<u8>);
-
-async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
-    let head_end = loop {
-        if let Some(at) = find(buffer, b"\r\n\r\n") {
-            break at;
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_owned();
-    let path = request_line.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .and_then(|(_, value)| value.parse().ok())
-        .unwrap_or(0);
-    let body_start = head_end + 4;
-    while buffer.len() < body_start + length {
-        let mut chunk = vec![0u8; (body_start + length - buffer.len()).min(256 * 1024)];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    let body = buffer[body_start..body_start + length].to_vec();
-    buffer.drain(..body_start + length);
-    Some((method, path, headers, body))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
 }
 
 pub fn gunzip_if_gzip(body: &[u8]) -> Vec<u8> {

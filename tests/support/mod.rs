@@ -3,4 +3,5 @@
 
 pub mod capture_server;
 pub mod events;
+pub mod http;
 pub mod sse_server;

@@ -11,9 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 
+use crate::traced::StreamAccumulator;
 use crate::types::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, EmbeddingRequest, EmbeddingResponse,
-    StreamEvent, ToolCall,
+    StreamEvent,
 };
 use crate::{Error, LlmModel, Result};
 
@@ -286,53 +287,13 @@ fn mismatch(scripted: &str, call: &str) -> Error {
     ))
 }
 
-/// A stream's events folded into one response.
+/// A stream's events folded into one response, the way a traced stream folds them.
 fn assemble(events: Vec<StreamEvent>) -> ChatResponse {
-    let mut response = ChatResponse::default();
-    let mut text = String::new();
-    let mut calls: Vec<(usize, ToolCall)> = Vec::new();
-    for event in events {
-        match event {
-            StreamEvent::TextDelta { text: delta } => text.push_str(&delta),
-            StreamEvent::ToolCallDelta {
-                index,
-                id,
-                name,
-                arguments,
-            } => {
-                let position = calls.iter().position(|(i, _)| *i == index);
-                let position = position.unwrap_or_else(|| {
-                    calls.push((index, ToolCall::new("", "", "")));
-                    calls.len() - 1
-                });
-                let call = &mut calls[position].1;
-                if call.id.is_empty() {
-                    call.id = id.unwrap_or_default();
-                }
-                if call.name.is_empty() {
-                    call.name = name.unwrap_or_default();
-                }
-                call.arguments.push_str(&arguments);
-            }
-            StreamEvent::Usage(usage) => response.usage.merge(&usage),
-            StreamEvent::Finish { reason } => response.finish_reason = Some(reason),
-            StreamEvent::ResponseMetadata { id, model } => {
-                response.id = id.or(response.id);
-                response.model = model.or(response.model);
-            }
-            StreamEvent::ReasoningDelta { .. } => {}
-        }
+    let mut accumulated = StreamAccumulator::new(true);
+    for event in &events {
+        accumulated.observe(event);
     }
-    if !text.is_empty() {
-        response.content.push(ContentPart::Text { text });
-    }
-    calls.sort_by_key(|(index, _)| *index);
-    response.content.extend(
-        calls
-            .into_iter()
-            .map(|(_, call)| ContentPart::ToolCall(call)),
-    );
-    response
+    accumulated.into_response()
 }
 
 /// A response played as a stream: metadata, content, usage, finish.

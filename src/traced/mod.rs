@@ -18,8 +18,8 @@ mod record;
 mod shared;
 mod stream;
 
-pub(crate) use self::record::envelope_for;
 use self::record::CallRecord;
+pub(crate) use self::record::{envelope_for, StreamAccumulator};
 pub(crate) use self::shared::Shared;
 pub use self::stream::TracedStream;
 

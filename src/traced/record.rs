@@ -256,6 +256,18 @@ impl StreamAccumulator {
         call.arguments.push_str(arguments);
     }
 
+    /// Everything that arrived, as the response a non-streaming call would have given.
+    pub(crate) fn into_response(mut self) -> ChatResponse {
+        ChatResponse {
+            id: self.id.take(),
+            model: self.model.take(),
+            finish_reason: self.finish.take(),
+            usage: self.usage,
+            content: self.output(),
+            ..ChatResponse::default()
+        }
+    }
+
     /// The answer as content parts: the text, then the tool calls by index.
     fn output(mut self) -> Vec<ContentPart> {
         let mut parts = Vec::with_capacity(1 + self.tool_calls.len());

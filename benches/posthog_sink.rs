@@ -18,9 +18,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use capture_server::{Answer, CaptureServer};
-use traced_llm::event::posthog::capture_event;
 use traced_llm::event::{Envelope, Event, Generation};
-use traced_llm::sink::{PosthogSink, Sink};
+use traced_llm::posthog::capture_event;
+use traced_llm::posthog::PosthogSink;
+use traced_llm::sink::Sink;
 use traced_llm::{ContentPart, Message, Usage};
 
 const W4_SHUTDOWN: Duration = Duration::from_secs(2);

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use traced_llm::event::{posthog, Event, Feedback};
-use traced_llm::sink::{Fanout, InMemorySink, JsonlSink, PosthogSink};
+use traced_llm::event::{Event, Feedback};
+use traced_llm::posthog;
+use traced_llm::posthog::PosthogSink;
+use traced_llm::sink::{Fanout, InMemorySink, JsonlSink};
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{
     ChatRequest, ChatResponse, ContentPart, LlmModel, Message, Tool, ToolCall, TracedModel, Usage,

@@ -7,10 +7,13 @@ pub mod context;
 mod error;
 pub mod event;
 mod model;
+pub mod posthog;
 pub mod pricing;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
 pub mod provider;
 pub mod redact;
 pub mod sink;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;
 mod traced;

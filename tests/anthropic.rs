@@ -5,7 +5,7 @@ mod support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use traced_llm::event::posthog::capture_event;
+use traced_llm::posthog::capture_event;
 use traced_llm::provider::{Anthropic, DEFAULT_ANTHROPIC_VERSION, DEFAULT_MAX_TOKENS};
 use traced_llm::sink::InMemorySink;
 use traced_llm::{

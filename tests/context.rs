@@ -95,10 +95,8 @@ async fn custom_properties_override_the_crates_but_never_the_error_fields() {
         );
     let _ = model.chat(&request).await;
 
-    let json = serde_json::to_string(&traced_llm::event::posthog::capture_event(
-        &sink.events()[0],
-    ))
-    .unwrap();
+    let json =
+        serde_json::to_string(&traced_llm::posthog::capture_event(&sink.events()[0])).unwrap();
     assert_eq!(
         json.matches("\"$ai_model\"").count(),
         1,

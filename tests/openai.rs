@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use traced_llm::event::posthog::capture_event;
+use traced_llm::posthog::capture_event;
 use traced_llm::provider::OpenAi;
 use traced_llm::sink::InMemorySink;
 use traced_llm::types::EmbeddingRequest;

@@ -8,12 +8,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use traced_llm::event::posthog::capture_event;
 use traced_llm::event::{Event, Generation};
-use traced_llm::sink::posthog::DeliveryErrorKind;
-use traced_llm::sink::{
-    DeliveryError, PosthogSink, PosthogSinkBuilder, QueueFullPolicy, RetryPolicy, Sink, SinkError,
+use traced_llm::posthog::{
+    capture_event, DeliveryError, DeliveryErrorKind, PosthogSink, PosthogSinkBuilder,
+    QueueFullPolicy, RetryPolicy,
 };
+use traced_llm::sink::{Sink, SinkError};
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel, Usage};
 
@@ -141,7 +141,7 @@ async fn plain_json_when_gzip_is_off_and_the_ai_endpoint_when_asked() {
     let server = CaptureServer::start(vec![]);
     let sink = builder(&server)
         .gzip(false)
-        .endpoint(traced_llm::sink::Endpoint::AiBatch)
+        .endpoint(traced_llm::posthog::Endpoint::AiBatch)
         .build()
         .unwrap();
     let uuids_sent = capture_n(&sink, 2);

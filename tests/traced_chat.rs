@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::events::{capture_json, properties, take_timings};
-use traced_llm::event::posthog::{LIB_NAME, LIB_VERSION};
+use traced_llm::posthog::{LIB_NAME, LIB_VERSION};
 use traced_llm::sink::InMemorySink;
 use traced_llm::testing::ScriptedModel;
 use traced_llm::{

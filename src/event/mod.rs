@@ -12,8 +12,6 @@ use uuid::Uuid;
 use crate::pricing::{Cost, PriceTable};
 use crate::types::{ContentPart, Message, Tool, Usage};
 
-pub mod posthog;
-
 /// Something worth recording: a generation now; spans, traces, embeddings and feedback later.
 // Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
 // allocation per call and save nothing.

@@ -35,16 +35,20 @@
 //! Dropping the future of a call, or the stream of a streaming call, drops the HTTP request and
 //! closes its connection, so the provider stops generating.
 
+#[cfg(feature = "anthropic")]
 mod anthropic;
 mod http;
+#[cfg(feature = "openai")]
 mod openai;
 mod sse;
 
+#[cfg(feature = "anthropic")]
 pub use self::anthropic::{
     Anthropic, AnthropicBuilder, DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
 };
 pub use self::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+#[cfg(feature = "openai")]
 pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
 
 /// Compile-time checks: provider values are shared across tasks and cloned freely.

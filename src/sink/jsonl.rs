@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Sink, SinkError};
-use crate::event::{posthog, Event};
+use crate::event::Event;
+use crate::posthog;
 
 /// Writes each event as one line of JSON, in PostHog's capture format, to any writer.
 ///

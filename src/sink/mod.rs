@@ -7,7 +7,7 @@
 //!
 //! | sink | for |
 //! |---|---|
-//! | [`PosthogSink`] | PostHog LLM analytics: gzipped batches from a background thread (the default) |
+//! | [`PosthogSink`](crate::posthog::PosthogSink) | PostHog LLM analytics: gzipped batches from a background thread (the default; feature `posthog`) |
 //! | [`JsonlSink`] | one PostHog-shaped JSON object per line, on stdout or any writer |
 //! | [`InMemorySink`] | tests: keeps the events to assert on |
 //! | [`Fanout`] | several sinks at once |
@@ -23,16 +23,13 @@ use crate::event::Event;
 
 mod fanout;
 mod jsonl;
+#[cfg(feature = "testing")]
 mod memory;
-pub mod posthog;
 
 pub use self::fanout::Fanout;
 pub use self::jsonl::JsonlSink;
+#[cfg(feature = "testing")]
 pub use self::memory::InMemorySink;
-pub use self::posthog::{
-    DeliveryError, DeliveryErrorKind, Endpoint, PosthogSink, PosthogSinkBuilder, QueueFullPolicy,
-    RetryPolicy, SinkStats,
-};
 
 /// How long [`Sink::flush`] and [`Sink::shutdown`] wait when the caller names no timeout.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,25 +151,30 @@ impl Sink for NoopSink {
 
 /// The sink a [`TracedModel`](crate::TracedModel) built without one uses.
 ///
-/// [`PosthogSink::from_env`] when `POSTHOG_API_KEY` is set; otherwise, or when that
-/// configuration is invalid, a [`NoopSink`] with one warning so the missing sink is noticed.
-pub fn default_sink() -> Arc<dyn Sink> {
-    let key_set = std::env::var(posthog::ENV_API_KEY).is_ok_and(|key| !key.trim().is_empty());
-    if !key_set {
-        tracing::warn!(
-            target: "traced_llm",
-            "no sink configured and POSTHOG_API_KEY is not set: LLM events are discarded"
-        );
-        return Arc::new(NoopSink);
-    }
-    match PosthogSink::from_env() {
-        Ok(sink) => Arc::new(sink),
-        Err(err) => {
-            tracing::warn!(
-                target: "traced_llm",
-                "PostHog configuration from the environment is invalid ({err}): LLM events are discarded"
-            );
-            Arc::new(NoopSink)
+/// [`PosthogSink::from_env`](crate::posthog::PosthogSink::from_env) when `POSTHOG_API_KEY` is
+/// set; otherwise, or when that configuration is invalid, a [`NoopSink`] with one warning so the
+/// missing sink is noticed.
+pub(crate) fn default_sink() -> Arc<dyn Sink> {
+    #[cfg(feature = "posthog")]
+    {
+        let key_set =
+            std::env::var(crate::posthog::ENV_API_KEY).is_ok_and(|key| !key.trim().is_empty());
+        if key_set {
+            match crate::posthog::PosthogSink::from_env() {
+                Ok(sink) => return Arc::new(sink),
+                Err(err) => {
+                    tracing::warn!(
+                        target: "traced_llm",
+                        "PostHog configuration from the environment is invalid ({err}): LLM events are discarded"
+                    );
+                    return Arc::new(NoopSink);
+                }
+            }
         }
     }
+    tracing::warn!(
+        target: "traced_llm",
+        "no sink configured and POSTHOG_API_KEY is not set: LLM events are discarded"
+    );
+    Arc::new(NoopSink)
 }

@@ -1,7 +1,8 @@
 //! Helpers to read the PostHog JSON of captured events.
 
 use serde_json::{Map, Value};
-use traced_llm::event::{posthog, Event};
+use traced_llm::event::Event;
+use traced_llm::posthog;
 
 /// The event in PostHog's capture format.
 pub fn capture_json(event: &Event) -> Value {

@@ -1,11 +1,4 @@
-//! The PostHog sink: batches `$ai_generation` events to PostHog's capture API in the
-//! background.
-//!
-//! `capture` only pushes the event onto a bounded queue (a short lock, no I/O, no JSON); a
-//! worker thread with its own current-thread tokio runtime serializes, shrinks oversized
-//! events, batches, gzips, posts and retries. So the sink works inside or outside a tokio
-//! runtime, a busy caller runtime never stalls delivery, and the worker never keeps the process
-//! alive after `shutdown` returned.
+//! [`PosthogSink`]: the handle callers capture into, and the queue it shares with the worker.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,27 +9,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{Sink, SinkError};
+use super::builder::{Config, PosthogSinkBuilder, QueueFullPolicy};
+use super::stats::{add, Counters, SinkStats};
+use super::worker::{self, Control};
 use crate::error::{Error, Result};
 use crate::event::Event;
-
-mod builder;
-mod retry;
-mod size;
-mod stats;
-mod worker;
-
-pub use self::builder::{
-    Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_HOST, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_LEN,
-    DEFAULT_REQUEST_TIMEOUT, ENV_API_KEY, ENV_HOST, EU_HOST,
-};
-pub use self::retry::RetryPolicy;
-pub use self::stats::{DeliveryError, DeliveryErrorKind, SinkStats};
-
-use self::builder::Config;
-use self::stats::{add, Counters};
-use self::worker::Control;
+use crate::sink::{Sink, SinkError};
 
 /// Sends events to PostHog's LLM analytics in gzipped batches, from a background thread.
 ///
@@ -48,7 +26,8 @@ use self::worker::Control;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use traced_llm::sink::{PosthogSink, Sink};
+/// use traced_llm::posthog::PosthogSink;
+/// use traced_llm::sink::Sink;
 ///
 /// # async fn run() -> traced_llm::Result<()> {
 /// // POSTHOG_API_KEY and, optionally, POSTHOG_HOST.
@@ -65,28 +44,27 @@ pub struct PosthogSink {
 }
 
 struct Handle {
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     control: mpsc::UnboundedSender<Control>,
     shut_down: AtomicBool,
     config: Config,
 }
 
-/// What the handles and the worker share.
-pub(crate) struct Shared {
-    /// Boxed, so a push moves a pointer and the queue's own memory stays small.
-    queue: Mutex<VecDeque<Event>>,
-    notify: Notify,
-    counters: Counters,
-    closed: AtomicBool,
-    max_queue_len: usize,
+/// The queue the handles push into and the worker drains, with its counters and wake-up.
+pub(crate) struct EventQueue {
+    events: Mutex<VecDeque<Event>>,
+    pub(crate) notify: Notify,
+    pub(crate) counters: Counters,
+    pub(crate) closed: AtomicBool,
+    pub(crate) max_queue_len: usize,
     /// The queue length at which a capture wakes the worker; the worker sets it.
-    wake_at: AtomicUsize,
-    policy: QueueFullPolicy,
+    pub(crate) wake_at: AtomicUsize,
+    pub(crate) policy: QueueFullPolicy,
 }
 
-impl Shared {
-    fn lock_queue(&self) -> MutexGuard<'_, VecDeque<Event>> {
-        self.queue
+impl EventQueue {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<Event>> {
+        self.events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -127,8 +105,8 @@ impl PosthogSink {
 
     pub(crate) fn start(config: Config) -> Result<Self> {
         let client = worker::client(&config)?;
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE))),
+        let queue = Arc::new(EventQueue {
+            events: Mutex::new(prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE))),
             notify: Notify::new(),
             counters: Counters::default(),
             closed: AtomicBool::new(false),
@@ -137,11 +115,11 @@ impl PosthogSink {
             policy: config.queue_full_policy,
         });
         let (control, receiver) = mpsc::unbounded_channel();
-        worker::spawn(config.clone(), client, Arc::clone(&shared), receiver)
+        worker::spawn(config.clone(), client, Arc::clone(&queue), receiver)
             .map_err(|err| Error::other(err).with_provider("posthog"))?;
         Ok(Self {
             handle: Arc::new(Handle {
-                shared,
+                queue,
                 control,
                 shut_down: AtomicBool::new(false),
                 config,
@@ -151,7 +129,7 @@ impl PosthogSink {
 
     /// A snapshot of the delivery counters.
     pub fn stats(&self) -> SinkStats {
-        self.handle.shared.counters.snapshot()
+        self.handle.queue.counters.snapshot()
     }
 
     /// The URL batches are posted to.
@@ -186,37 +164,37 @@ fn worker_gone() -> SinkError {
 impl Sink for PosthogSink {
     /// Queues the event; never blocks. A full queue or a shut-down sink drops it and counts it.
     fn capture(&self, event: Event) {
-        let shared = &self.handle.shared;
-        let counters = &shared.counters;
-        if shared.closed.load(Ordering::Acquire) {
+        let queue = &self.handle.queue;
+        let counters = &queue.counters;
+        if queue.closed.load(Ordering::Acquire) {
             add(&counters.after_shutdown, 1);
             counters.warn_first_drop("captured after shutdown");
             return;
         }
-        let mut queue = shared.lock_queue();
-        let (len, evicted) = if queue.len() < shared.max_queue_len {
-            queue.push_back(event);
-            (queue.len(), None)
-        } else if shared.policy == QueueFullPolicy::DropOldest {
-            let oldest = queue.pop_front();
-            queue.push_back(event);
-            (queue.len(), oldest)
+        let mut events = queue.lock();
+        let (len, evicted) = if events.len() < queue.max_queue_len {
+            events.push_back(event);
+            (events.len(), None)
+        } else if queue.policy == QueueFullPolicy::DropOldest {
+            let oldest = events.pop_front();
+            events.push_back(event);
+            (events.len(), oldest)
         } else {
-            drop(queue);
+            drop(events);
             add(&counters.refused_full, 1);
             counters.warn_first_drop("queue full");
             // The event is freed here, after the lock is released.
             drop(event);
             return;
         };
-        drop(queue);
+        drop(events);
         add(&counters.accepted, 1);
         if evicted.is_some() {
             add(&counters.evicted, 1);
             counters.warn_first_drop("queue full");
         }
-        if len == shared.wake_at.load(Ordering::SeqCst) {
-            shared.notify.notify_one();
+        if len == queue.wake_at.load(Ordering::SeqCst) {
+            queue.notify.notify_one();
         }
     }
 
@@ -247,7 +225,7 @@ impl Sink for PosthogSink {
         if self.handle.shut_down.swap(true, Ordering::AcqRel) {
             return Err(SinkError::AlreadyShutdown);
         }
-        self.handle.shared.closed.store(true, Ordering::Release);
+        self.handle.queue.closed.store(true, Ordering::Release);
         let receiver = self.request(timeout, |deadline, timeout, reply| Control::Shutdown {
             deadline,
             timeout,

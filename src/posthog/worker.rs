@@ -22,15 +22,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 
 use super::builder::Config;
+use super::format::{capture_event, size};
 use super::retry::{classify, parse_retry_after, Jitter, Verdict};
-use super::size;
+use super::sink::{prefaulted_queue, EventQueue, RESERVED_QUEUE};
 use super::stats::{add, DeliveryError, DeliveryErrorKind};
-use super::{prefaulted_queue, Shared, RESERVED_QUEUE};
-use crate::event::posthog::capture_event;
 use crate::event::Event;
 use crate::sink::{SinkError, DEFAULT_FLUSH_TIMEOUT};
 
-const LOG_TARGET: &str = "traced_llm::sink::posthog";
+const LOG_TARGET: &str = "traced_llm::posthog";
+/// The longest server reason handed to the error callback.
+const MAX_REASON_CHARS: usize = 200;
+/// What stands in for the project key in a server's reason.
+const REDACTED: &str = "[redacted]";
 /// The gzip level: level 1 compresses batches of similar JSON events about 6–8× at several
 /// hundred MB/s, which the throughput target needs; higher levels gain little here.
 const GZIP_LEVEL: u32 = 1;
@@ -128,7 +131,7 @@ pub(crate) fn client(config: &Config) -> crate::Result<reqwest::Client> {
 pub(crate) fn spawn(
     config: Config,
     client: reqwest::Client,
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     control: mpsc::UnboundedReceiver<Control>,
 ) -> std::io::Result<()> {
     // Logs from the worker go where the builder's logs go.
@@ -146,11 +149,11 @@ pub(crate) fn spawn(
                 Ok(runtime) => runtime,
                 Err(err) => {
                     tracing::error!(target: LOG_TARGET, error = %err, "posthog sink cannot start its runtime; events are dropped");
-                    shared.closed.store(true, Ordering::Release);
+                    queue.closed.store(true, Ordering::Release);
                     return;
                 }
             };
-            runtime.block_on(run(Arc::new(config), client, shared, control));
+            runtime.block_on(run(Arc::new(config), client, queue, control));
             // Never wait for a gzip still running: shutdown has already answered.
             runtime.shutdown_background();
         })?;
@@ -160,7 +163,7 @@ pub(crate) fn spawn(
 async fn run(
     config: Arc<Config>,
     client: reqwest::Client,
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     control: mpsc::UnboundedReceiver<Control>,
 ) {
     let (jobs_tx, jobs_rx) = mpsc::channel(JOBS_IN_FLIGHT);
@@ -173,7 +176,7 @@ async fn run(
         prefix: Arc::clone(&prefix),
         config: Arc::clone(&config),
         client,
-        shared: Arc::clone(&shared),
+        queue: Arc::clone(&queue),
         abort: abort_rx.clone(),
         pause_until: Mutex::new(None),
     };
@@ -182,7 +185,7 @@ async fn run(
         control,
         requests_tx,
         abort_tx,
-        Arc::clone(&shared),
+        Arc::clone(&queue),
         Arc::clone(&shutdown_slot),
     ));
     let batcher = Batcher {
@@ -190,7 +193,7 @@ async fn run(
         chunk: Vec::new(),
         capacity_hint: Arc::new(AtomicUsize::new(64 * 1024)),
         config: Arc::clone(&config),
-        shared: Arc::clone(&shared),
+        queue: Arc::clone(&queue),
         spare: prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE)),
         jobs: jobs_tx,
         abort: abort_rx.clone(),
@@ -199,9 +202,9 @@ async fn run(
     let _ = sender.await;
 
     // A capture racing with shutdown may have slipped in after the last drain.
-    let stranded = std::mem::take(&mut *shared.lock_queue()).len() as u64;
-    add(&shared.counters.lost_at_shutdown, stranded);
-    let stats = shared.counters.snapshot();
+    let stranded = std::mem::take(&mut *queue.lock()).len() as u64;
+    add(&queue.counters.lost_at_shutdown, stranded);
+    let stats = queue.counters.snapshot();
     if stats.dropped() > 0 {
         tracing::warn!(
             target: LOG_TARGET,
@@ -234,7 +237,7 @@ async fn control_loop(
     mut control: mpsc::UnboundedReceiver<Control>,
     requests: mpsc::UnboundedSender<Request>,
     abort: watch::Sender<bool>,
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     shutdown_slot: Arc<Mutex<Option<(Slot, Duration)>>>,
 ) {
     loop {
@@ -265,7 +268,7 @@ async fn control_loop(
                 None,
             ),
         };
-        shared.closed.store(true, Ordering::Release);
+        queue.closed.store(true, Ordering::Release);
         let slot = Slot::new(reply);
         *shutdown_slot
             .lock()
@@ -289,7 +292,7 @@ struct Batcher {
     /// The size of the last batch's JSON, to allocate the next one at once.
     capacity_hint: Arc<AtomicUsize>,
     config: Arc<Config>,
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     spare: VecDeque<Event>,
     jobs: mpsc::Sender<Job>,
     abort: watch::Receiver<bool>,
@@ -303,24 +306,24 @@ impl Batcher {
         let threshold = wake_at(&self.config);
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shared = Arc::clone(&self.shared);
+        let queue = Arc::clone(&self.queue);
         let mut idle_polls = 0;
         loop {
             if self.drain().await {
                 idle_polls = 0;
             }
-            let notified = shared.notify.notified();
+            let notified = queue.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if shared.lock_queue().len() >= threshold {
+            if queue.lock().len() >= threshold {
                 continue;
             }
             // Idle for a while: stop polling and let the next capture wake the worker.
             let asleep = idle_polls >= IDLE_POLLS;
             if asleep {
-                shared.wake_at.store(1, Ordering::SeqCst);
-                if !shared.lock_queue().is_empty() {
-                    shared.wake_at.store(threshold, Ordering::SeqCst);
+                queue.wake_at.store(1, Ordering::SeqCst);
+                if !queue.lock().is_empty() {
+                    queue.wake_at.store(threshold, Ordering::SeqCst);
                     idle_polls = 0;
                     continue;
                 }
@@ -348,7 +351,7 @@ impl Batcher {
                 }
             }
             if asleep {
-                shared.wake_at.store(threshold, Ordering::SeqCst);
+                queue.wake_at.store(threshold, Ordering::SeqCst);
                 poll.reset();
                 idle_polls = 0;
             }
@@ -362,7 +365,7 @@ impl Batcher {
         loop {
             let mut taken = std::mem::take(&mut self.spare);
             {
-                let mut queue = self.shared.lock_queue();
+                let mut queue = self.queue.lock();
                 if queue.is_empty() {
                     self.spare = taken;
                     return any;
@@ -372,7 +375,7 @@ impl Batcher {
             }
             for event in taken.drain(..) {
                 if *self.abort.borrow() {
-                    add(&self.shared.counters.lost_at_shutdown, 1);
+                    add(&self.queue.counters.lost_at_shutdown, 1);
                     continue;
                 }
                 if self.chunk.capacity() == 0 {
@@ -404,14 +407,14 @@ impl Batcher {
         let events = chunk.len() as u64;
         let prefix = Arc::clone(&self.prefix);
         let config = Arc::clone(&self.config);
-        let shared = Arc::clone(&self.shared);
+        let queue = Arc::clone(&self.queue);
         let hint = Arc::clone(&self.capacity_hint);
         let encoding = tokio::task::spawn_blocking(move || {
             let mut builder = BatchBuilder::new(&config);
             builder.capacity_hint = hint.load(Ordering::Relaxed);
             let mut batches = Vec::with_capacity(1);
             for event in chunk {
-                batches.extend(builder.push(event, &shared));
+                batches.extend(builder.push(event, &queue));
             }
             batches.extend(builder.take());
             hint.store(builder.capacity_hint, Ordering::Relaxed);
@@ -424,7 +427,7 @@ impl Batcher {
                 .collect()
         });
         if self.jobs.send(Job::Batch(encoding)).await.is_err() {
-            add(&self.shared.counters.lost_at_shutdown, events);
+            add(&self.queue.counters.lost_at_shutdown, events);
         }
         // Let the sender and the deadline timers run between batches.
         tokio::task::yield_now().await;
@@ -495,7 +498,7 @@ impl BatchBuilder {
     }
 
     /// Adds `event`, returning a batch that is ready to go.
-    fn push(&mut self, event: Event, shared: &Shared) -> Option<Batch> {
+    fn push(&mut self, event: Event, queue: &EventQueue) -> Option<Batch> {
         let batch = &mut self.current;
         let mark = batch.json.len();
         if batch.json.capacity() == 0 {
@@ -508,8 +511,8 @@ impl BatchBuilder {
         if serde_json::to_writer(&mut batch.json, &capture_event(&event)).is_err() {
             // Unreachable for the crate's own events; never send half an object.
             batch.json.truncate(mark);
-            add(&shared.counters.rejected, 1);
-            shared
+            add(&queue.counters.rejected, 1);
+            queue
                 .counters
                 .warn_first_drop("event could not be serialized");
             return None;
@@ -518,7 +521,7 @@ impl BatchBuilder {
             let shrunk = size::shrink(&batch.json[start..], self.max_event_bytes);
             batch.json.truncate(start);
             batch.json.extend_from_slice(&shrunk);
-            add(&shared.counters.shrunk, 1);
+            add(&queue.counters.shrunk, 1);
             tracing::debug!(
                 target: LOG_TARGET,
                 bytes = shrunk.len(),
@@ -597,7 +600,7 @@ struct Sender {
     prefix: Arc<[u8]>,
     config: Arc<Config>,
     client: reqwest::Client,
-    shared: Arc<Shared>,
+    queue: Arc<EventQueue>,
     abort: watch::Receiver<bool>,
     /// Set from a `Retry-After`: no request of this sink leaves before then.
     pause_until: Mutex<Option<TokioInstant>>,
@@ -645,8 +648,8 @@ impl Sender {
     }
 
     fn lose(&self, events: usize) {
-        add(&self.shared.counters.lost_at_shutdown, events as u64);
-        self.shared
+        add(&self.queue.counters.lost_at_shutdown, events as u64);
+        self.queue
             .counters
             .warn_first_drop("undelivered at shutdown");
     }
@@ -678,7 +681,7 @@ impl Sender {
                     .unwrap_or_else(|| encode(&self.prefix, &batch, self.config.gzip));
                 match self.attempt(body).await {
                     Attempt::Delivered => {
-                        add(&self.shared.counters.sent, batch.len() as u64);
+                        add(&self.queue.counters.sent, batch.len() as u64);
                         break;
                     }
                     Attempt::Aborted => {
@@ -719,7 +722,7 @@ impl Sender {
                             break;
                         }
                         retries += 1;
-                        add(&self.shared.counters.retried, 1);
+                        add(&self.queue.counters.retried, 1);
                         let wait = self.config.retry.backoff(retries, retry_after, &mut jitter);
                         if retry_after.is_some() {
                             // The server asked every request to wait, not just this one.
@@ -753,7 +756,7 @@ impl Sender {
     }
 
     fn give_up(&self, kind: DeliveryErrorKind, status: Option<u16>, events: usize, reason: String) {
-        let counters = &self.shared.counters;
+        let counters = &self.queue.counters;
         match kind {
             DeliveryErrorKind::RetriesExhausted => add(&counters.failed, events as u64),
             _ => add(&counters.rejected, events as u64),
@@ -783,7 +786,7 @@ impl Sender {
     }
 
     async fn attempt(&self, body: Vec<u8>) -> Attempt {
-        let counters = &self.shared.counters;
+        let counters = &self.queue.counters;
         add(&counters.requests, 1);
         add(&counters.bytes_sent, body.len() as u64);
         let mut request = self
@@ -841,12 +844,14 @@ impl Sender {
                 .unwrap_or_default(),
             Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
         };
-        let mut text: String = text.chars().take(200).collect();
+        // Redact before cutting: a key straddling the cut would otherwise survive in part.
         let key = self.config.api_key.expose();
-        if !key.is_empty() && text.contains(key) {
-            text = text.replace(key, "[redacted]");
-        }
-        text
+        let text = if !key.is_empty() && text.contains(key) {
+            text.replace(key, REDACTED)
+        } else {
+            text
+        };
+        text.chars().take(MAX_REASON_CHARS).collect()
     }
 }
 

@@ -10,10 +10,13 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "posthog")]
+pub(crate) mod size;
+
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use super::{
+use crate::event::{
     Embedding, Envelope, Event, Feedback, Generation, Metric, ModelParameters, SpanRecord,
 };
 use crate::pricing::Cost;
@@ -31,7 +34,8 @@ const WINNING_KEYS: [&str; 2] = ["$ai_is_error", "$ai_error"];
 /// `{"event", "distinct_id", "uuid", "timestamp", "properties"}`.
 ///
 /// ```
-/// use traced_llm::event::{posthog, Event, Generation};
+/// use traced_llm::event::{Event, Generation};
+/// use traced_llm::posthog;
 ///
 /// let event = Event::from(Generation::new("gpt-4o-mini", "openai"));
 /// let json = posthog::capture_event(&event).to_json();

@@ -91,7 +91,7 @@ impl Counters {
     pub(crate) fn warn_first_drop(&self, why: &'static str) {
         if !self.warned.load(Ordering::Relaxed) && !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                target: "traced_llm::sink::posthog",
+                target: "traced_llm::posthog",
                 reason = why,
                 "posthog sink dropped an LLM event; further drops are counted in stats() and totalled at shutdown"
             );

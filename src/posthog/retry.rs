@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 ///
 /// ```
 /// use std::time::Duration;
-/// use traced_llm::sink::RetryPolicy;
+/// use traced_llm::posthog::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
 ///     .max_retries(5)

@@ -314,8 +314,8 @@ fn truncate_to(s: &mut String, cost: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::posthog::capture_event;
     use crate::event::{Event, Generation};
+    use crate::posthog::capture_event;
     use crate::types::{ContentPart, Message, Usage};
     use std::time::Duration;
 

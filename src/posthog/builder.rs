@@ -26,8 +26,8 @@ pub const DEFAULT_MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 /// Per-event size budget, counting quotes and backslashes twice: PostHog re-escapes the event
 /// into a Kafka record capped at 1,000,000 bytes, so this leaves a margin.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 900_000;
-/// How long one request may take, connection included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one capture request may take, connection included.
+pub const DEFAULT_CAPTURE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable holding the project API key.
 pub const ENV_API_KEY: &str = "POSTHOG_API_KEY";
 /// Environment variable holding the host.
@@ -105,7 +105,7 @@ pub(crate) type ErrorCallback = Arc<dyn Fn(&DeliveryError) + Send + Sync>;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use traced_llm::sink::{PosthogSink, QueueFullPolicy};
+/// use traced_llm::posthog::{PosthogSink, QueueFullPolicy};
 ///
 /// let sink = PosthogSink::builder()
 ///     .api_key("phc_project_key")
@@ -144,7 +144,7 @@ impl Default for PosthogSinkBuilder {
             max_queue_len: DEFAULT_MAX_QUEUE_LEN,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: DEFAULT_CAPTURE_TIMEOUT,
             retry: RetryPolicy::default(),
             gzip: true,
             queue_full_policy: QueueFullPolicy::default(),
@@ -226,7 +226,7 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// How long one request may take (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    /// How long one request may take (default [`DEFAULT_CAPTURE_TIMEOUT`]).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

@@ -1,0 +1,35 @@
+//! PostHog: the capture format every sink writes, and the sink that delivers it.
+//!
+//! - [`capture_event`] maps a neutral [`Event`](crate::event::Event) to PostHog's capture JSON.
+//!   It is the one place that knows the `$ai_*` property names, and it is always compiled:
+//!   [`JsonlSink`](crate::sink::JsonlSink) writes the same lines.
+//! - [`PosthogSink`] (feature `posthog`) batches events to PostHog's capture API from a
+//!   background thread.
+
+mod format;
+
+pub use self::format::{capture_event, CaptureEvent, LIB_NAME, LIB_VERSION};
+
+#[cfg(feature = "posthog")]
+mod builder;
+#[cfg(feature = "posthog")]
+mod retry;
+#[cfg(feature = "posthog")]
+mod sink;
+#[cfg(feature = "posthog")]
+mod stats;
+#[cfg(feature = "posthog")]
+mod worker;
+
+#[cfg(feature = "posthog")]
+pub use self::builder::{
+    Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_CAPTURE_TIMEOUT,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_HOST, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_QUEUE_LEN, ENV_API_KEY, ENV_HOST, EU_HOST,
+};
+#[cfg(feature = "posthog")]
+pub use self::retry::RetryPolicy;
+#[cfg(feature = "posthog")]
+pub use self::sink::PosthogSink;
+#[cfg(feature = "posthog")]
+pub use self::stats::{DeliveryError, DeliveryErrorKind, SinkStats};

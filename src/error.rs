@@ -1,11 +1,15 @@
 //! The crate's error type.
 //!
 //! One opaque [`Error`] that callers ask questions of (`is_status()`, `status()`, `is_timeout()`,
-//! ...), so that adding a kind of failure later breaks no match arm. Its `Display` never shows an
-//! API key or request content.
+//! `kind()`, ...), so that adding a kind of failure later breaks no match arm. Its `Display`
+//! shows what failed (provider, kind, status, the provider's error type and message) and never
+//! the underlying cause, which stays in [`source()`](std::error::Error::source), as in reqwest.
+//! Neither ever shows an API key: providers scrub their key from every text they put in.
 
 use std::error::Error as StdError;
 use std::fmt;
+
+use crate::event::ErrorKind;
 
 /// The result of a provider call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,10 +77,10 @@ impl Error {
         err
     }
 
-    /// The provider could not be reached (DNS, connection refused, TLS, ...).
+    /// The provider could not be reached (DNS, connection refused, TLS, ...); `source` is the
+    /// cause, kept in [`source()`](std::error::Error::source) and out of `Display`.
     pub fn connect(source: impl Into<BoxError>) -> Self {
-        let source = source.into();
-        Self::new(Kind::Connect, source.to_string()).with_source(source)
+        Self::new(Kind::Connect, String::new()).with_source(source)
     }
 
     /// The call took longer than allowed.
@@ -104,10 +108,9 @@ impl Error {
         Self::new(Kind::Builder, message)
     }
 
-    /// Any other failure, wrapping its cause.
-    pub fn other(source: impl Into<BoxError>) -> Self {
-        let source = source.into();
-        Self::new(Kind::Other, source.to_string()).with_source(source)
+    /// Any other failure, said in `message`; chain a cause with [`Error::with_source`].
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(Kind::Other, message)
     }
 
     /// A copy of this error; the source, which cannot be cloned, becomes its message.
@@ -143,11 +146,62 @@ impl Error {
         self
     }
 
-    /// Records the provider's error type and code, as its error body stated them.
+    /// Records the provider's error type (`rate_limit_error`, `invalid_request_error`, ...), as
+    /// its error body stated it.
     #[must_use]
-    pub fn with_api_error(mut self, error_type: Option<String>, code: Option<String>) -> Self {
+    pub fn with_api_error_type(mut self, error_type: impl Into<String>) -> Self {
+        self.inner.api_type = Some(error_type.into());
+        self
+    }
+
+    /// Records the provider's error code (`rate_limit_exceeded`, ...), as its error body stated
+    /// it.
+    #[must_use]
+    pub fn with_api_error_code(mut self, code: impl Into<String>) -> Self {
+        self.inner.api_code = Some(code.into());
+        self
+    }
+
+    /// Sets the type and code a provider's error body stated, when it stated them.
+    #[must_use]
+    pub(crate) fn with_api_fields(
+        mut self,
+        error_type: Option<String>,
+        code: Option<String>,
+    ) -> Self {
         self.inner.api_type = error_type;
         self.inner.api_code = code;
+        self
+    }
+
+    /// Replaces every occurrence of `secret` in the texts this error carries (its message, the
+    /// provider's type and code, and the text of its cause) with `[redacted]`. Providers call it
+    /// with their own key, because error bodies sometimes echo it back.
+    #[must_use]
+    pub(crate) fn redact_secret(mut self, secret: &str) -> Self {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return self;
+        }
+        let inner = &mut *self.inner;
+        for text in [
+            Some(&mut inner.message),
+            inner.api_type.as_mut(),
+            inner.api_code.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if text.contains(secret) {
+                *text = text.replace(secret, REDACTED);
+            }
+        }
+        if let Some(source) = &inner.source {
+            let shown = chain_text(&**source);
+            if shown.contains(secret) {
+                inner.source = Some(BoxError::from(shown.replace(secret, REDACTED)));
+            }
+        }
         self
     }
 
@@ -198,6 +252,49 @@ impl Error {
         self.inner.kind == Kind::Builder
     }
 
+    /// The class of failure, low in cardinality: what alerts and dashboards group by.
+    ///
+    /// An HTTP status decides where there is one (408 timeout, 429 rate limit, 401 and 403
+    /// auth, other 4xx bad request, 5xx server); otherwise the provider's error type (an
+    /// in-stream `overloaded_error` is a server failure), otherwise how the call failed.
+    ///
+    /// ```
+    /// use traced_llm::event::ErrorKind;
+    /// use traced_llm::Error;
+    ///
+    /// assert_eq!(Error::from_status(429, "slow down").kind(), ErrorKind::RateLimit);
+    /// assert_eq!(Error::stream("overloaded").with_api_error_type("overloaded_error").kind(), ErrorKind::Server);
+    /// assert_eq!(Error::timeout("no answer in time").kind(), ErrorKind::Timeout);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        let inner = &self.inner;
+        if let Some(kind) = inner.status.and_then(ErrorKind::from_status) {
+            return kind;
+        }
+        if let Some(kind) = inner.api_type.as_deref().and_then(ErrorKind::from_api_type) {
+            return kind;
+        }
+        match inner.kind {
+            Kind::Builder => ErrorKind::Config,
+            Kind::Connect => ErrorKind::Connect,
+            Kind::Timeout => ErrorKind::Timeout,
+            Kind::Status => ErrorKind::Other,
+            Kind::Decode => ErrorKind::Decode,
+            Kind::Stream => ErrorKind::Stream,
+            Kind::Unsupported => ErrorKind::Unsupported,
+            Kind::Other => ErrorKind::Other,
+        }
+    }
+
+    /// The message and, when the message is empty, the text of the cause: what an event says of
+    /// the failure.
+    pub(crate) fn detail(&self) -> String {
+        match (&self.inner.source, self.inner.message.is_empty()) {
+            (Some(source), true) => chain_text(&**source),
+            _ => self.inner.message.clone(),
+        }
+    }
+
     /// The provider that failed, when known.
     pub fn provider(&self) -> Option<&str> {
         self.inner.provider.as_deref()
@@ -243,8 +340,9 @@ impl fmt::Debug for Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Error {
+    /// What `Display` shows before the message: provider, kind, status, the provider's type.
+    fn write_head(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(provider) = &self.inner.provider {
             write!(f, "{provider}: ")?;
         }
@@ -264,11 +362,48 @@ impl fmt::Display for Error {
         if let Some(api_type) = &self.inner.api_type {
             write!(f, " ({api_type})")?;
         }
+        Ok(())
+    }
+
+    /// `Display` without the message: what an event shows of the failure when the message is
+    /// withheld (privacy mode), since provider messages echo prompts.
+    pub(crate) fn summary(&self) -> String {
+        struct Head<'a>(&'a Error);
+        impl fmt::Display for Head<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write_head(f)
+            }
+        }
+        Head(self).to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_head(f)?;
         if !self.inner.message.is_empty() {
             write!(f, ": {}", self.inner.message)?;
         }
         Ok(())
     }
+}
+
+/// What stands in for a secret in any text.
+const REDACTED: &str = "[redacted]";
+
+/// `error` and its causes, joined with `: `.
+fn chain_text(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let shown = cause.to_string();
+        if !text.ends_with(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl StdError for Error {
@@ -288,7 +423,7 @@ mod tests {
     fn display_is_lower_case_and_names_provider_status_and_type() {
         let err = Error::from_status(401, "invalid api key")
             .with_provider("anthropic")
-            .with_api_error(Some("authentication_error".into()), None);
+            .with_api_error_type("authentication_error");
         assert_eq!(
             err.to_string(),
             "anthropic: http status 401 (authentication_error): invalid api key"
@@ -300,9 +435,49 @@ mod tests {
     #[test]
     fn source_is_chained() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let err = Error::connect(io);
+        let err = Error::connect(io).with_provider("openai");
         assert!(err.is_connect());
         assert_eq!(err.source().unwrap().to_string(), "refused");
-        assert_eq!(err.to_string(), "connection failed: refused");
+        // The cause is not repeated: `{:#}`-style chains print it once.
+        assert_eq!(err.to_string(), "openai: connection failed");
+        assert_eq!(err.detail(), "refused");
+        assert_eq!(err.kind(), ErrorKind::Connect);
+    }
+
+    #[test]
+    fn kinds_follow_status_then_api_type_then_how_it_failed() {
+        let kind = |status| Error::from_status(status, "x").kind();
+        assert_eq!(kind(408), ErrorKind::Timeout);
+        assert_eq!(kind(429), ErrorKind::RateLimit);
+        assert_eq!(kind(401), ErrorKind::Auth);
+        assert_eq!(kind(403), ErrorKind::Auth);
+        assert_eq!(kind(400), ErrorKind::BadRequest);
+        assert_eq!(kind(404), ErrorKind::BadRequest);
+        assert_eq!(kind(500), ErrorKind::Server);
+        assert_eq!(kind(529), ErrorKind::Server);
+        let stream = |api_type: &str| Error::stream("x").with_api_error_type(api_type).kind();
+        assert_eq!(stream("rate_limit_error"), ErrorKind::RateLimit);
+        assert_eq!(stream("overloaded_error"), ErrorKind::Server);
+        assert_eq!(stream("authentication_error"), ErrorKind::Auth);
+        assert_eq!(stream("invalid_request_error"), ErrorKind::BadRequest);
+        assert_eq!(stream("something_new"), ErrorKind::Stream);
+        assert_eq!(Error::decode("x").kind(), ErrorKind::Decode);
+        assert_eq!(Error::unsupported("x").kind(), ErrorKind::Unsupported);
+        assert_eq!(Error::builder("x").kind(), ErrorKind::Config);
+        assert_eq!(Error::other("x").kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn a_secret_is_redacted_from_every_text() {
+        let key = "sk-live-0123456789";
+        let cause = std::io::Error::other(format!("echo {key}"));
+        let err = Error::from_status(401, format!("Incorrect API key provided: {key}"))
+            .with_api_error_code(format!("bad_{key}"))
+            .with_source(cause)
+            .redact_secret(key);
+        let shown = format!("{err} {err:?} {}", err.source().unwrap());
+        assert!(!shown.contains(key), "{shown}");
+        assert_eq!(err.message(), "Incorrect API key provided: [redacted]");
+        assert_eq!(err.api_error_code(), Some("bad_[redacted]"));
     }
 }

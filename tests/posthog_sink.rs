@@ -555,7 +555,10 @@ async fn an_oversized_event_arrives_shrunk_under_budget_with_counts_intact() {
     generation.output = Some(vec![traced_llm::ContentPart::text(quoted)]);
     generation.usage = Usage::new(150_000, 2_000).with_cache_read(1_000);
     generation.latency = Duration::from_millis(4321);
-    generation.error = Some("stream cut".into());
+    generation.error = Some(traced_llm::event::ErrorInfo::new(
+        traced_llm::event::ErrorKind::Stream,
+        "stream cut",
+    ));
     let event = Event::from(generation);
     let uuid = uuid_of(&event);
     sink.capture(event);

@@ -141,7 +141,7 @@ async fn provider_error_sends_an_error_event_and_returns_the_original_error() {
         .fail(
             Error::from_status(429, "Rate limit reached")
                 .with_provider("openai")
-                .with_api_error(Some("rate_limit_exceeded".into()), None),
+                .with_api_error_type("rate_limit_exceeded"),
         );
     let model = TracedModel::new(failing, sink.clone());
     let request = ChatRequest::new("gpt-4o-mini").message(Message::user("Hi"));

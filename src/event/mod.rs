@@ -1,18 +1,22 @@
-//! The provider-neutral event model, and its mapping to PostHog's capture format.
+//! The provider-neutral event model.
 //!
-//! [`TracedModel`](crate::TracedModel) builds an [`Event`] per call with no JSON work at all;
-//! sinks turn it into bytes later, off the caller's path. The one place that knows PostHog's
-//! `$ai_*` property names is [`posthog`].
+//! A [`Recorder`](crate::record::Recorder) builds an [`Event`] per call with no JSON work at
+//! all; sinks turn it into their own format later, off the caller's path. Nothing here knows a
+//! backend's names: PostHog's `$ai_*` properties live in [`posthog`](crate::posthog) alone.
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::pricing::{Cost, PriceTable};
+use crate::pricing::{Cost, ModelPrice, PriceTable};
 use crate::types::{ContentPart, Message, Tool, Usage};
 
-/// Something worth recording: a generation now; spans, traces, embeddings and feedback later.
+mod error;
+
+pub use self::error::{ErrorInfo, ErrorKind};
+
+/// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric.
 // Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
 // allocation per call and save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -54,15 +58,25 @@ impl Event {
         }
     }
 
-    /// PostHog's name for the event (`$ai_generation`, ...).
-    pub fn name(&self) -> &'static str {
+    /// What kind of event this is.
+    pub fn kind(&self) -> EventKind {
         match self {
-            Event::Generation(_) => "$ai_generation",
-            Event::Embedding(_) => "$ai_embedding",
-            Event::Span(span) if span.is_trace => "$ai_trace",
-            Event::Span(_) => "$ai_span",
-            Event::Feedback(_) => "$ai_feedback",
-            Event::Metric(_) => "$ai_metric",
+            Event::Generation(_) => EventKind::Generation,
+            Event::Embedding(_) => EventKind::Embedding,
+            Event::Span(span) if span.is_trace => EventKind::Trace,
+            Event::Span(_) => EventKind::Span,
+            Event::Feedback(_) => EventKind::Feedback,
+            Event::Metric(_) => EventKind::Metric,
+        }
+    }
+
+    /// The failure this event records, if it records one.
+    pub fn error(&self) -> Option<&ErrorInfo> {
+        match self {
+            Event::Generation(event) => event.error.as_ref(),
+            Event::Embedding(event) => event.error.as_ref(),
+            Event::Span(event) => event.error.as_ref(),
+            Event::Feedback(_) | Event::Metric(_) => None,
         }
     }
 
@@ -73,6 +87,24 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// The kinds of [`Event`], a span and the trace it roots told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// One model call.
+    Generation,
+    /// One embedding call.
+    Embedding,
+    /// A unit of work inside a trace.
+    Span,
+    /// A trace's root span, ended.
+    Trace,
+    /// What a user thought of a trace.
+    Feedback,
+    /// A named measurement of a trace.
+    Metric,
 }
 
 impl From<Generation> for Event {
@@ -152,14 +184,6 @@ impl Envelope {
             groups: Map::new(),
         }
     }
-
-    /// The trace id, or the event's own UUID when it has none.
-    pub fn trace_id_or_uuid(&self) -> std::borrow::Cow<'_, str> {
-        match &self.trace_id {
-            Some(trace_id) => trace_id.as_str().into(),
-            None => self.uuid.hyphenated().to_string().into(),
-        }
-    }
 }
 
 impl Default for Envelope {
@@ -226,13 +250,16 @@ pub struct Generation {
     pub parameters: ModelParameters,
     /// The tools offered to the model.
     pub tools: Vec<Tool>,
-    /// The error message when the call failed.
-    pub error: Option<String>,
+    /// Why the call failed, when it did.
+    pub error: Option<ErrorInfo>,
     /// Other facts the provider reported (e.g. `system_fingerprint`).
     pub provider_metadata: Map<String, Value>,
-    /// What the call cost under the prices the user configured (a table or a per-call price);
-    /// sent to PostHog. `None` leaves pricing to PostHog; see [`Generation::estimated_cost`] for
-    /// a local figure.
+    /// The price the call was costed at: the call's own, else the configured table's entry for
+    /// its model. `None` when no price applies.
+    pub price: Option<ModelPrice>,
+    /// What the call cost at [`Generation::price`]; sent to backends. `None` leaves pricing to
+    /// the backend (PostHog prices from its own table); see [`Generation::estimated_cost`] for a
+    /// local figure.
     pub cost: Option<Cost>,
 }
 
@@ -258,6 +285,7 @@ impl Generation {
             tools: Vec::new(),
             error: None,
             provider_metadata: Map::new(),
+            price: None,
             cost: None,
         }
     }
@@ -310,9 +338,11 @@ pub struct Embedding {
     pub latency: Duration,
     /// 200 on success; the provider's status on an HTTP error; 0 when there was no answer.
     pub http_status: u16,
-    /// The error message when the call failed.
-    pub error: Option<String>,
-    /// What the call cost under the prices the user configured; sent to PostHog.
+    /// Why the call failed, when it did.
+    pub error: Option<ErrorInfo>,
+    /// The price the call was costed at, when one applies.
+    pub price: Option<ModelPrice>,
+    /// What the call cost at [`Embedding::price`]; sent to backends.
     pub cost: Option<Cost>,
 }
 
@@ -330,8 +360,9 @@ pub struct SpanRecord {
     pub output_state: Option<Value>,
     /// From the span's start to its end.
     pub latency: Duration,
-    /// Why the work failed, when it did (including a span dropped without being ended).
-    pub error: Option<String>,
+    /// Why the work failed, when it did (a span dropped without being ended is
+    /// [`ErrorKind::Cancelled`]).
+    pub error: Option<ErrorInfo>,
 }
 
 /// What a user thought of a trace: a text, a score, or both.

@@ -99,9 +99,9 @@ pub(crate) type ErrorCallback = Arc<dyn Fn(&DeliveryError) + Send + Sync>;
 
 /// Builds a [`PosthogSink`]; see [`PosthogSink::builder`].
 ///
-/// Setters never fail: `build()` checks everything and returns the first bad value. Values set
-/// in code win over the environment ([`PosthogSinkBuilder::from_env`]), which wins over the
-/// `DEFAULT_*` constants.
+/// Setters never fail: `build()` checks everything and returns the first bad value. Inside
+/// `build()`, values set in code win over the environment ([`ENV_API_KEY`], [`ENV_HOST`]),
+/// which wins over the `DEFAULT_*` constants.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -159,30 +159,14 @@ impl PosthogSinkBuilder {
         Self::default()
     }
 
-    /// A builder holding `POSTHOG_API_KEY` and `POSTHOG_HOST` from the environment, when set and
-    /// not blank. Later setters override them.
-    pub fn from_env() -> Self {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
-        Self {
-            api_key: read(ENV_API_KEY).map(ApiKey),
-            host: read(ENV_HOST),
-            ..Self::default()
-        }
-    }
-
-    /// The project API key (`phc_…`). Required.
+    /// The project API key (`phc_…`); [`ENV_API_KEY`] when not set here. Required.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(ApiKey(key.into()));
         self
     }
 
     /// The PostHog host: [`DEFAULT_HOST`] (US), [`EU_HOST`], or a self-hosted URL, with or
-    /// without a path prefix.
+    /// without a path prefix; [`ENV_HOST`] when not set here, else [`DEFAULT_HOST`].
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -269,13 +253,19 @@ impl PosthogSinkBuilder {
     }
 
     pub(crate) fn validate(self) -> Result<Config> {
-        let api_key = match &self.api_key {
-            None => {
+        let api_key = match (&self.api_key, std::env::var(ENV_API_KEY)) {
+            (Some(key), _) => key.clone(),
+            (None, Ok(key)) if !key.trim().is_empty() => ApiKey(key.trim().to_owned()),
+            (None, Ok(_)) => {
+                return Err(Error::builder(format!(
+                    "posthog: {ENV_API_KEY} is set but blank; give it the project API key (phc_…)"
+                )))
+            }
+            (None, Err(_)) => {
                 return Err(Error::builder(format!(
                     "posthog: no project API key (set it in code or in {ENV_API_KEY})"
                 )))
             }
-            Some(key) => key.clone(),
         };
         let key = api_key.expose();
         if key.trim().is_empty() {
@@ -291,7 +281,15 @@ impl PosthogSinkBuilder {
                 "posthog: the project API key holds whitespace or non-ASCII characters",
             ));
         }
-        let host = self.host.as_deref().unwrap_or(DEFAULT_HOST).trim();
+        let env_host = std::env::var(ENV_HOST)
+            .ok()
+            .filter(|host| !host.trim().is_empty());
+        let host = self
+            .host
+            .as_deref()
+            .or(env_host.as_deref())
+            .unwrap_or(DEFAULT_HOST)
+            .trim();
         let url = endpoint_url(host, self.endpoint)?;
         if self.batch_size == 0 {
             return Err(Error::builder("posthog: batch size must be at least 1"));

@@ -100,7 +100,7 @@ impl PosthogSink {
     /// # Errors
     /// [`Error::is_builder`] when the key is missing or invalid, or the host is not a URL.
     pub fn from_env() -> Result<Self> {
-        PosthogSinkBuilder::from_env().build()
+        PosthogSinkBuilder::new().build()
     }
 
     pub(crate) fn start(config: Config) -> Result<Self> {
@@ -115,8 +115,11 @@ impl PosthogSink {
             policy: config.queue_full_policy,
         });
         let (control, receiver) = mpsc::unbounded_channel();
-        worker::spawn(config.clone(), client, Arc::clone(&queue), receiver)
-            .map_err(|err| Error::other(err).with_provider("posthog"))?;
+        worker::spawn(config.clone(), client, Arc::clone(&queue), receiver).map_err(|err| {
+            Error::other("cannot start the delivery thread")
+                .with_source(err)
+                .with_provider("posthog")
+        })?;
         Ok(Self {
             handle: Arc::new(Handle {
                 queue,
@@ -125,6 +128,26 @@ impl PosthogSink {
                 config,
             }),
         })
+    }
+
+    /// Waits until every event captured before the call was acknowledged or finally failed;
+    /// the same as [`Sink::flush`], without importing the trait.
+    ///
+    /// # Errors
+    /// [`SinkError::Timeout`] at the deadline (the rest stays queued);
+    /// [`SinkError::AlreadyShutdown`] after shutdown.
+    pub async fn flush(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        Sink::flush(self, timeout).await
+    }
+
+    /// Flushes, then stops the worker; the same as [`Sink::shutdown`], without importing the
+    /// trait.
+    ///
+    /// # Errors
+    /// [`SinkError::Timeout`] when the deadline cut delivery short;
+    /// [`SinkError::AlreadyShutdown`] on a second call.
+    pub async fn shutdown(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        Sink::shutdown(self, timeout).await
     }
 
     /// A snapshot of the delivery counters.

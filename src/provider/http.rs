@@ -210,7 +210,7 @@ impl Transport {
         Err(Error::decode(message)
             .with_status(status)
             .with_provider(&self.provider)
-            .with_api_error(parsed.error_type, parsed.code))
+            .with_api_fields(parsed.error_type, parsed.code))
     }
 }
 
@@ -244,7 +244,7 @@ pub(crate) fn transport_error(provider: &str, err: reqwest::Error) -> Error {
     } else if err.is_connect() || err.is_request() {
         Error::connect(err)
     } else {
-        Error::other(err)
+        Error::other("the request failed").with_source(err)
     };
     error.with_provider(provider)
 }
@@ -340,7 +340,7 @@ pub(crate) fn error_from_body(provider: &str, status: u16, body: &[u8]) -> Error
     });
     Error::from_status(status, message)
         .with_provider(provider)
-        .with_api_error(parsed.error_type, parsed.code)
+        .with_api_fields(parsed.error_type, parsed.code)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! step.end_with_output(json!({"answer": answer.text()}));
 //! trace.end();
 //!
-//! let names: Vec<_> = events.events().iter().map(|e| e.name()).collect();
+//! let names: Vec<_> = events.events().iter().map(traced_llm::posthog::event_name).collect();
 //! assert_eq!(names, ["$ai_generation", "$ai_span", "$ai_trace"]);
 //! # Ok::<(), traced_llm::Error>(())
 //! # });
@@ -47,7 +47,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::event::{Envelope, Event, Feedback, Metric, SpanRecord};
+use crate::event::{Envelope, ErrorInfo, ErrorKind, Event, Feedback, Metric, SpanRecord};
 use crate::redact::Redactor;
 use crate::sink::Sink;
 use crate::traced::Shared;
@@ -257,14 +257,17 @@ impl Span {
 
     /// Ends the work as failed with `error`.
     pub fn fail(self, error: impl fmt::Display) {
-        self.finish(None, Some(error.to_string()));
+        self.finish(
+            None,
+            Some(ErrorInfo::new(ErrorKind::Other, error.to_string())),
+        );
     }
 
-    fn finish(mut self, output_state: Option<Value>, error: Option<String>) {
+    fn finish(mut self, output_state: Option<Value>, error: Option<ErrorInfo>) {
         self.send(output_state, error);
     }
 
-    fn send(&mut self, output_state: Option<Value>, error: Option<String>) {
+    fn send(&mut self, output_state: Option<Value>, mut error: Option<ErrorInfo>) {
         if !std::mem::replace(&mut self.open, false) {
             return;
         }
@@ -283,6 +286,9 @@ impl Span {
         }
         envelope.properties = std::mem::take(&mut self.properties);
         let private = self.shared.privacy_mode;
+        if private {
+            error.iter_mut().for_each(ErrorInfo::withhold_message);
+        }
         let record = SpanRecord {
             envelope,
             is_trace,
@@ -298,7 +304,10 @@ impl Span {
 impl Drop for Span {
     fn drop(&mut self) {
         if self.open {
-            self.send(None, Some(DROPPED_SPAN_ERROR.to_owned()));
+            self.send(
+                None,
+                Some(ErrorInfo::new(ErrorKind::Cancelled, DROPPED_SPAN_ERROR)),
+            );
         }
     }
 }

@@ -222,6 +222,7 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
             latency: Duration::ZERO,
             http_status: 200,
             error: None,
+            price: None,
             cost: None,
         };
         let result = self.inner.embed(request).await;
@@ -235,7 +236,11 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
             }
             Err(error) => {
                 embedding.http_status = error.status().unwrap_or(0);
-                embedding.error = Some(error.to_string());
+                let mut info = crate::event::ErrorInfo::from_error(error);
+                if private {
+                    info.withhold_message();
+                }
+                embedding.error = Some(info);
             }
         }
         self.shared

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 use uuid::Uuid;
 
 use crate::context::CallContext;
-use crate::event::{Envelope, Generation, ModelParameters};
+use crate::event::{Envelope, ErrorInfo, Generation, ModelParameters};
 use crate::pricing::ModelPrice;
 use crate::trace::SpanScope;
 use crate::types::{ChatRequest, ChatResponse, ContentPart, StreamEvent, ToolCall, Usage};
@@ -84,11 +84,19 @@ impl CallRecord {
         self.generation
     }
 
+    fn error_info(&self, error: &Error) -> ErrorInfo {
+        let mut info = ErrorInfo::from_error(error);
+        if self.private {
+            info.withhold_message();
+        }
+        info
+    }
+
     /// The call failed before any answer arrived.
     pub(crate) fn fail(mut self, error: &Error) -> Generation {
         self.generation.latency = self.started.elapsed();
         self.generation.http_status = error.status().unwrap_or(0);
-        self.generation.error = Some(error.to_string());
+        self.generation.error = Some(self.error_info(error));
         self.generation
     }
 
@@ -123,7 +131,11 @@ impl CallRecord {
             StreamEnding::Completed => {}
             StreamEnding::Failed(error) => {
                 generation.http_status = error.status().unwrap_or(200);
-                generation.error = Some(error.to_string());
+                let mut info = ErrorInfo::from_error(error);
+                if self.private {
+                    info.withhold_message();
+                }
+                generation.error = Some(info);
             }
             StreamEnding::Cancelled => generation.stop_reason = Some(CANCELLED.to_owned()),
         }

@@ -5,8 +5,9 @@
 //! serializes straight to the JSON PostHog's `/batch/` endpoint takes for one event, with no
 //! intermediate `serde_json::Value`. Sinks call it on their own thread, never on the caller's.
 //!
-//! Property precedence: the crate's own properties, then custom properties (which may override
-//! them), then the error fields `$ai_is_error` and `$ai_error` (which nothing overrides).
+//! Property precedence: custom properties override the crate's own, except for the facts the
+//! crate knows to be true: the error fields (`$ai_is_error`, `$ai_error`, `$ai_error_type`),
+//! `$ai_http_status`, and `$process_person_profile: false` on a personless event.
 
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Embedding, Envelope, Event, Feedback, Generation, Metric, ModelParameters, SpanRecord,
+    Embedding, Envelope, Event, EventKind, Feedback, Generation, Metric, ModelParameters,
+    SpanRecord,
 };
 use crate::pricing::Cost;
 use crate::types::{ContentPart, ImageSource, Message, Role, Tool, ToolCall};
@@ -27,8 +29,36 @@ pub const LIB_NAME: &str = "traced-llm";
 /// The value of `$lib_version` and `$ai_lib_version`.
 pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Keys the crate always writes last, so custom properties cannot hide a failure.
-const WINNING_KEYS: [&str; 2] = ["$ai_is_error", "$ai_error"];
+/// `$ai_input`, the conversation: the size guard drops its oldest messages first.
+pub(crate) const INPUT: &str = "$ai_input";
+/// The property the size guard adds when it had to remove whole properties.
+pub(crate) const TRUNCATION_NOTE: &str = "$ai_traced_llm_truncated";
+/// Properties whose strings are identities or labels, never content: the size guard never cuts
+/// them.
+pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
+    "$ai_trace_id",
+    "$ai_session_id",
+    "$ai_span_id",
+    "$ai_parent_id",
+    "$ai_span_name",
+    "$ai_model",
+    "$ai_provider",
+    "$ai_lib",
+    "$ai_lib_version",
+    "$lib",
+    "$lib_version",
+    "$ai_completion_id",
+    "$ai_stop_reason",
+    "$groups",
+];
+
+/// What a failed call, embedding or span says of its failure; no custom property overrides it.
+const ERROR_KEYS: [&str; 3] = ["$ai_is_error", "$ai_error", "$ai_error_type"];
+/// The answer's HTTP status; no custom property overrides it.
+const HTTP_STATUS: &str = "$ai_http_status";
+/// `false` on a personless event; no custom property overrides it, or every trace id would
+/// become a person.
+const PERSON_PROFILE: &str = "$process_person_profile";
 
 /// PostHog's capture format of `event`: serialize it (e.g. with `serde_json::to_writer`) to get
 /// `{"event", "distinct_id", "uuid", "timestamp", "properties"}`.
@@ -47,6 +77,19 @@ const WINNING_KEYS: [&str; 2] = ["$ai_is_error", "$ai_error"];
 /// ```
 pub fn capture_event(event: &Event) -> CaptureEvent<'_> {
     CaptureEvent { event }
+}
+
+/// PostHog's name for `event`: `$ai_generation`, `$ai_embedding`, `$ai_span`, `$ai_trace`,
+/// `$ai_feedback` or `$ai_metric`.
+pub fn event_name(event: &Event) -> &'static str {
+    match event.kind() {
+        EventKind::Generation => "$ai_generation",
+        EventKind::Embedding => "$ai_embedding",
+        EventKind::Span => "$ai_span",
+        EventKind::Trace => "$ai_trace",
+        EventKind::Feedback => "$ai_feedback",
+        EventKind::Metric => "$ai_metric",
+    }
 }
 
 /// One event in PostHog's capture format; see [`capture_event`].
@@ -73,7 +116,7 @@ impl Serialize for CaptureEvent<'_> {
         };
         let distinct_id = envelope.distinct_id.as_deref().unwrap_or(trace_id);
         let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry("event", self.event.name())?;
+        map.serialize_entry("event", event_name(self.event))?;
         map.serialize_entry("distinct_id", distinct_id)?;
         map.serialize_entry("uuid", &envelope.uuid.hyphenated())?;
         map.serialize_entry(
@@ -107,15 +150,15 @@ impl Serialize for Properties<'_> {
         let error = match self.event {
             Event::Generation(generation) => {
                 write_generation(&mut out, generation)?;
-                Some(generation.error.as_deref())
+                Some(generation.error.as_ref())
             }
             Event::Embedding(embedding) => {
                 write_embedding(&mut out, embedding)?;
-                Some(embedding.error.as_deref())
+                Some(embedding.error.as_ref())
             }
             Event::Span(span) => {
                 write_span(&mut out, span)?;
-                Some(span.error.as_deref())
+                Some(span.error.as_ref())
             }
             Event::Feedback(feedback) => {
                 write_feedback(&mut out, feedback)?;
@@ -126,15 +169,21 @@ impl Serialize for Properties<'_> {
                 None
             }
         };
+        let personless = envelope.distinct_id.is_none();
         for (key, value) in &envelope.properties {
-            if !WINNING_KEYS.contains(&key.as_str()) {
+            let protected = ERROR_KEYS.contains(&key.as_str())
+                || key == HTTP_STATUS
+                || (personless && key == PERSON_PROFILE);
+            if !protected {
                 out.map.serialize_entry(key, value)?;
             }
         }
         if let Some(error) = error {
             out.map.serialize_entry("$ai_is_error", &error.is_some())?;
-            if let Some(message) = error {
-                out.map.serialize_entry("$ai_error", message)?;
+            if let Some(error) = error {
+                out.map.serialize_entry("$ai_error", &DisplayStr(error))?;
+                out.map
+                    .serialize_entry("$ai_error_type", error.kind.as_str())?;
             }
         }
         out.map.end()
@@ -178,7 +227,7 @@ fn write_envelope<M: SerializeMap>(
     out.put("$lib", LIB_NAME)?;
     out.put("$lib_version", LIB_VERSION)?;
     if envelope.distinct_id.is_none() {
-        out.put("$process_person_profile", &false)?;
+        out.map.serialize_entry(PERSON_PROFILE, &false)?;
     }
     if !envelope.groups.is_empty() {
         out.put("$groups", &envelope.groups)?;
@@ -194,7 +243,7 @@ fn write_generation<M: SerializeMap>(
     out.put("$ai_model", &generation.model)?;
     out.put("$ai_provider", &generation.provider)?;
     out.put("$ai_base_url", &generation.base_url)?;
-    out.put("$ai_input", &generation.input.as_deref().map(InputMessages))?;
+    out.put(INPUT, &generation.input.as_deref().map(InputMessages))?;
     out.put(
         "$ai_output_choices",
         &generation.output.as_deref().map(OutputChoices),
@@ -216,7 +265,8 @@ fn write_generation<M: SerializeMap>(
         "$ai_time_to_first_token",
         generation.time_to_first_token.map(seconds),
     )?;
-    out.put("$ai_http_status", &generation.http_status)?;
+    out.map
+        .serialize_entry(HTTP_STATUS, &generation.http_status)?;
     out.put("$ai_model_parameters", &Parameters(&generation.parameters))?;
     if !generation.tools.is_empty() {
         out.put("$ai_tools", &Tools(&generation.tools))?;
@@ -250,13 +300,14 @@ fn write_embedding<M: SerializeMap>(
     out.put("$ai_model", &embedding.model)?;
     out.put("$ai_provider", &embedding.provider)?;
     out.put("$ai_base_url", &embedding.base_url)?;
-    out.put("$ai_input", &embedding.input)?;
+    out.put(INPUT, &embedding.input)?;
     out.put(
         "$ai_input_tokens",
         &embedding.usage.input_tokens.unwrap_or(0),
     )?;
     out.put("$ai_latency", &seconds(embedding.latency))?;
-    out.put("$ai_http_status", &embedding.http_status)?;
+    out.map
+        .serialize_entry(HTTP_STATUS, &embedding.http_status)?;
     write_cost(out, embedding.cost)
 }
 

@@ -11,29 +11,14 @@
 
 use serde_json::{Map, Value};
 
+use super::{INPUT, KEPT_PROPERTIES, TRUNCATION_NOTE};
+
 /// Appended to every string cut by the guard.
 pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
 /// Runs of base64 characters at least this long, outside a data URL, count as media.
 const MIN_BASE64_RUN: usize = 1024;
 /// How often the guard re-serializes before it falls back to dropping content wholesale.
 const MAX_ROUNDS: usize = 24;
-/// Properties whose strings are identities or labels, never content: never cut.
-const KEPT_PROPERTIES: [&str; 14] = [
-    "$ai_trace_id",
-    "$ai_session_id",
-    "$ai_span_id",
-    "$ai_parent_id",
-    "$ai_span_name",
-    "$ai_model",
-    "$ai_provider",
-    "$ai_lib",
-    "$ai_lib_version",
-    "$lib",
-    "$lib_version",
-    "$ai_completion_id",
-    "$ai_stop_reason",
-    "$groups",
-];
 
 /// What `json` costs against the server's limit: its length, plus one per quote and backslash.
 pub(crate) fn encoded_cost(json: &[u8]) -> usize {
@@ -115,7 +100,7 @@ pub(crate) fn shrink(json: &[u8], budget: usize) -> Vec<u8> {
         });
         let removed = before - properties.len();
         properties.insert(
-            "$ai_traced_llm_truncated".into(),
+            TRUNCATION_NOTE.into(),
             Value::String(format!(
                 "[traced-llm: {removed} properties removed to fit PostHog's event size limit]"
             )),
@@ -149,7 +134,7 @@ fn for_each_value_string(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
 /// Removes the oldest `$ai_input` messages until about `excess` is saved, keeping system
 /// messages and the last user message, and puts a marker where they were.
 fn drop_old_messages(properties: &mut Map<String, Value>, excess: usize) {
-    let Some(Value::Array(messages)) = properties.get_mut("$ai_input") else {
+    let Some(Value::Array(messages)) = properties.get_mut(INPUT) else {
         return;
     };
     let role = |message: &Value| {
@@ -329,7 +314,10 @@ mod tests {
         generation.output = Some(vec![ContentPart::text(output)]);
         generation.usage = Usage::new(123_456, 7_890);
         generation.latency = Duration::from_millis(1234);
-        generation.error = Some("boom".into());
+        generation.error = Some(crate::event::ErrorInfo::new(
+            crate::event::ErrorKind::Stream,
+            "boom",
+        ));
         Event::from(generation)
     }
 

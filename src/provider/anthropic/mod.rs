@@ -266,7 +266,11 @@ impl AnthropicBuilder {
 impl Anthropic {
     fn body(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>> {
         let value = wire::messages_body(request, stream, self.inner.default_max_tokens);
-        serde_json::to_vec(&value).map_err(|err| Error::other(err).with_provider(self.provider()))
+        serde_json::to_vec(&value).map_err(|err| {
+            Error::other("cannot serialize the request")
+                .with_source(err)
+                .with_provider(self.provider())
+        })
     }
 }
 

@@ -240,7 +240,7 @@ impl Decoder for AnthropicDecoder {
                 return Err(Error::stream(
                     message.unwrap_or_else(|| "the server reported an error".to_owned()),
                 )
-                .with_api_error(error_type, None));
+                .with_api_fields(error_type, None));
             }
         }
         Ok(Flow::Continue)

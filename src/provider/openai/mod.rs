@@ -104,7 +104,11 @@ impl OpenAi {
     }
 
     fn body(&self, value: &serde_json::Value) -> Result<Vec<u8>> {
-        serde_json::to_vec(value).map_err(|err| Error::other(err).with_provider(self.provider()))
+        serde_json::to_vec(value).map_err(|err| {
+            Error::other("cannot serialize the request")
+                .with_source(err)
+                .with_provider(self.provider())
+        })
     }
 }
 

@@ -175,7 +175,7 @@ impl Decoder for OpenAiDecoder {
                         .unwrap_or_else(|| "the server reported an error".to_owned()),
                 )
                 .with_status(200)
-                .with_api_error(parsed.error_type, parsed.code));
+                .with_api_fields(parsed.error_type, parsed.code));
             }
         }
         if !self.sent_metadata {

@@ -9,6 +9,10 @@ use crate::event::Event;
 
 /// Sends every event to several sinks: PostHog and a local JSON-lines log, say.
 ///
+/// Every sink but the last sees the event through [`Sink::capture_ref`]; the last one takes it.
+/// Sinks that keep events clone them there, sinks that only read them (a monitor) do not, so
+/// put the sink that keeps events last.
+///
 /// ```
 /// use traced_llm::sink::{Fanout, InMemorySink, JsonlSink};
 ///
@@ -57,6 +61,9 @@ impl Sink for Fanout {
     fn capture(&self, event: Event) {
         capture_all(&self.sinks, event);
     }
+    fn capture_ref(&self, event: &Event) {
+        self.sinks.iter().for_each(|sink| sink.capture_ref(event));
+    }
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         all_ok(self.sinks.iter().map(|sink| sink.flush(timeout))).await
     }
@@ -65,11 +72,11 @@ impl Sink for Fanout {
     }
 }
 
-/// Gives each sink a copy; the last one gets the original.
+/// Shows the event to each sink but the last, which gets the original.
 pub(super) fn capture_all<S: Sink>(sinks: &[S], event: Event) {
     if let Some((last, rest)) = sinks.split_last() {
         for sink in rest {
-            sink.capture(event.clone());
+            sink.capture_ref(&event);
         }
         last.capture(event);
     }

@@ -74,6 +74,14 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// Takes one event. Never blocks, never fails the caller.
     fn capture(&self, event: Event);
 
+    /// Sees one event it does not keep, as [`Fanout`] hands it to every sink but the last.
+    ///
+    /// The default clones the event into [`Sink::capture`]. A sink that only reads events (a
+    /// monitor, a counter) overrides it, so sitting beside another sink costs it no copy.
+    fn capture_ref(&self, event: &Event) {
+        self.capture(event.clone());
+    }
+
     /// Waits until everything captured before this call was delivered, or `timeout` passed.
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         let _ = timeout;
@@ -93,6 +101,9 @@ macro_rules! forward_sink {
             fn capture(&self, event: Event) {
                 (**self).capture(event)
             }
+            fn capture_ref(&self, event: &Event) {
+                (**self).capture_ref(event)
+            }
             async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
                 (**self).flush(timeout).await
             }
@@ -111,6 +122,11 @@ impl<S: Sink> Sink for Option<S> {
     fn capture(&self, event: Event) {
         if let Some(sink) = self {
             sink.capture(event);
+        }
+    }
+    fn capture_ref(&self, event: &Event) {
+        if let Some(sink) = self {
+            sink.capture_ref(event);
         }
     }
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
@@ -133,6 +149,9 @@ impl<S: Sink> Sink for Vec<S> {
     fn capture(&self, event: Event) {
         fanout::capture_all(self, event);
     }
+    fn capture_ref(&self, event: &Event) {
+        self.iter().for_each(|sink| sink.capture_ref(event));
+    }
     async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         fanout::all_ok(self.iter().map(|sink| sink.flush(timeout))).await
     }
@@ -147,6 +166,7 @@ pub struct NoopSink;
 
 impl Sink for NoopSink {
     fn capture(&self, _event: Event) {}
+    fn capture_ref(&self, _event: &Event) {}
 }
 
 /// The sink a [`TracedModel`](crate::TracedModel) built without one uses.

@@ -6,6 +6,7 @@
 pub mod context;
 mod error;
 pub mod event;
+pub mod flags;
 mod model;
 pub mod posthog;
 pub mod pricing;

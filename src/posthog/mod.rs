@@ -10,8 +10,15 @@ mod format;
 
 pub use self::format::{capture_event, event_name, CaptureEvent, LIB_NAME, LIB_VERSION};
 
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod api;
 #[cfg(feature = "posthog")]
 mod builder;
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod cache;
+#[cfg(feature = "flags")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flags")))]
+pub mod flags;
 #[cfg(feature = "posthog")]
 mod retry;
 #[cfg(feature = "posthog")]

@@ -452,8 +452,11 @@ impl FlagSnapshot {
             params.apply(request);
         }
         let value = self.value(key);
-        // MERGE(issue-8-core): stamp `self.only([key])` on request.context.flags.
-        let _ = Self::with;
+        let stamped = self.only([key]);
+        request.context.flags = Some(match request.context.flags.take() {
+            Some(existing) => stamped.merged_over(&existing),
+            None => stamped,
+        });
         Ok(value)
     }
 
@@ -481,12 +484,17 @@ impl FlagSnapshot {
         }
     }
 
-    /// This snapshot with `key` from `other` added (or replaced).
-    fn with(&self, other: &FlagSnapshot, key: &str) -> FlagSnapshot {
-        let mut flags = self.inner.flags.clone();
-        if let Some(flag) = other.get(key) {
-            flags.insert(key.to_owned(), flag.clone());
+    /// This snapshot's flags over `inherited`'s: a key both hold keeps this one's value. The
+    /// person, groups, error and exposures are this snapshot's, else `inherited`'s.
+    pub(crate) fn merged_over(&self, inherited: &FlagSnapshot) -> FlagSnapshot {
+        if Arc::ptr_eq(&self.inner, &inherited.inner) || inherited.is_empty() {
+            return self.clone();
         }
+        let mut flags = inherited.inner.flags.clone();
+        for (key, flag) in &self.inner.flags {
+            flags.insert(key.clone(), flag.clone());
+        }
+        let other = inherited;
         FlagSnapshot {
             inner: Arc::new(Inner {
                 distinct_id: self
@@ -494,9 +502,18 @@ impl FlagSnapshot {
                     .distinct_id
                     .clone()
                     .or_else(|| other.inner.distinct_id.clone()),
-                groups: self.inner.groups.clone(),
+                groups: if self.inner.groups.is_empty() {
+                    other.inner.groups.clone()
+                } else {
+                    self.inner.groups.clone()
+                },
                 flags,
-                error: self.inner.error.as_ref().map(Error::duplicate),
+                error: self
+                    .inner
+                    .error
+                    .as_ref()
+                    .or(other.inner.error.as_ref())
+                    .map(Error::duplicate),
                 exposures: self
                     .inner
                     .exposures
@@ -601,6 +618,7 @@ fn emit_exposure(
     key: &str,
     flag: &Flag,
 ) {
-    // MERGE(issue-8-core): build the neutral exposure event.
-    let _ = (sink, distinct_id, groups, key, flag);
+    let mut exposure = crate::event::FlagExposure::new(distinct_id, key, flag.clone());
+    exposure.envelope.groups.clone_from(groups);
+    sink.capture(crate::event::Event::FlagExposure(exposure));
 }

@@ -48,15 +48,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::local::{Definitions, Outcome};
-use super::api::{self, Key, PROVIDER};
+use super::api::{self, Key, ENV_PERSONAL_API_KEY, PROVIDER};
 use super::cache::TtlCache;
 use crate::flags::{Exposures, Flag, FlagRequest, FlagSnapshot, FlagSource};
 use crate::{Error, Result};
 
 pub(crate) mod local;
 mod remote;
-
-pub use super::api::ENV_PERSONAL_API_KEY;
 
 /// How long one request to PostHog may take, and how long an evaluation waits for the first
 /// definitions; PostHog's Python SDK allows flags the same.

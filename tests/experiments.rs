@@ -429,3 +429,86 @@ async fn without_error_tracking_no_exception_is_sent() {
     // A recorder says whether it tracks errors.
     assert!(!Recorder::new(InMemorySink::new()).error_tracking());
 }
+
+/// The whole route against loopback fakes of `/flags` and `/batch/`: the variant's payload sets
+/// the parameters, and the batch carries the exposure and the generation with its flag.
+#[cfg(feature = "flags")]
+#[tokio::test]
+async fn exposures_and_flagged_generations_reach_the_batch_endpoint() {
+    use traced_llm::flags::{FlagRequest, FlagSource};
+    use traced_llm::posthog::flags::PosthogFlags;
+    use traced_llm::posthog::PosthogSink;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/flags/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "flags": {"llm-params": {
+                "key": "llm-params", "enabled": true, "variant": "small",
+                "metadata": {"id": 5, "version": 2, "payload": "{\"model\":\"gpt-5-mini\",\"temperature\":0.3}"}
+            }},
+            "requestId": "req-9"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/batch/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "Ok"})))
+        .mount(&server)
+        .await;
+    let sink = PosthogSink::builder()
+        .api_key("phc_route")
+        .host(server.uri())
+        .gzip(false)
+        .build()
+        .unwrap();
+    let model =
+        TracedModel::builder(ScriptedModel::new().respond(ChatResponse::text_response("hi")))
+            .sink(sink.clone())
+            .build();
+    let flags = PosthogFlags::builder()
+        .api_key("phc_route")
+        .host(server.uri())
+        .exposures(Exposures::new(sink.clone()))
+        .build()
+        .unwrap();
+
+    let snapshot = flags
+        .evaluate(&FlagRequest::new("user_7").key("llm-params"))
+        .await;
+    let mut request = ChatRequest::new("gpt-5")
+        .message(Message::user("Hi"))
+        .context(CallContext::new().distinct_id("user_7"));
+    snapshot.apply_payload("llm-params", &mut request).unwrap();
+    model.chat(&request).await.unwrap();
+    model
+        .shutdown(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    let mut batched = Vec::new();
+    for received in server.received_requests().await.unwrap() {
+        if received.url.path() == "/batch/" {
+            let body: Value = serde_json::from_slice(&received.body).unwrap();
+            batched.extend(body["batch"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let names: Vec<&str> = batched
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["$feature_flag_called", "$ai_generation"]);
+    let exposure = &batched[0]["properties"];
+    assert_eq!(batched[0]["distinct_id"], "user_7");
+    assert_eq!(exposure["$feature_flag"], "llm-params");
+    assert_eq!(exposure["$feature_flag_response"], "small");
+    assert_eq!(exposure["$feature_flag_request_id"], "req-9");
+    assert_eq!(exposure["locally_evaluated"], false);
+    let generation = &batched[1]["properties"];
+    assert_eq!(generation["$feature/llm-params"], "small");
+    assert_eq!(generation["$active_feature_flags"], json!(["llm-params"]));
+    assert_eq!(generation["$ai_model"], "gpt-5-mini");
+    assert_eq!(generation["$ai_model_parameters"]["temperature"], 0.3);
+}

@@ -155,6 +155,7 @@ pub(crate) fn client(timeout: Duration) -> Result<Client> {
 /// An answer: its status, its `ETag`, and its body.
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
+    #[cfg_attr(not(feature = "flags"), allow(dead_code))]
     pub(crate) etag: Option<String>,
     pub(crate) body: Vec<u8>,
 }

@@ -80,6 +80,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 
     /// Forgets every entry `keep` refuses.
+    #[cfg_attr(not(feature = "prompts"), allow(dead_code))]
     pub(crate) fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
         let mut state = self.lock();
         state.entries.retain(|key, _| keep(key));

@@ -40,9 +40,11 @@ pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `$ai_input`, the conversation: the size guard drops its oldest messages first.
 pub(crate) const INPUT: &str = "$ai_input";
 /// The property the size guard adds when it had to remove whole properties.
+#[cfg(feature = "posthog")]
 pub(crate) const TRUNCATION_NOTE: &str = "$ai_traced_llm_truncated";
 /// Properties whose strings are identities or labels, never content: the size guard never cuts
 /// them.
+#[cfg(feature = "posthog")]
 pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
     "$ai_trace_id",
     "$ai_session_id",
@@ -62,6 +64,7 @@ pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
 
 /// Whether the size guard must leave `key` alone: identities, labels, and the flags and prompt
 /// experiments break metrics down by.
+#[cfg(feature = "posthog")]
 pub(crate) fn is_kept(key: &str) -> bool {
     KEPT_PROPERTIES.contains(&key)
         || key.starts_with(FEATURE_PREFIX)

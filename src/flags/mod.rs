@@ -334,7 +334,7 @@ struct Inner {
     distinct_id: Option<String>,
     groups: Map<String, Value>,
     flags: BTreeMap<String, Flag>,
-    error: Option<Error>,
+    error: Option<Arc<Error>>,
     exposures: Option<Exposures>,
 }
 
@@ -397,7 +397,7 @@ impl FlagSnapshot {
     /// Why some flags could not be evaluated, when that happened; those flags read as
     /// disabled.
     pub fn error(&self) -> Option<&Error> {
-        self.inner.error.as_ref()
+        self.inner.error.as_deref()
     }
 
     /// The flag's value (disabled when the snapshot lacks it), reporting an exposure.
@@ -478,7 +478,7 @@ impl FlagSnapshot {
                 distinct_id: self.inner.distinct_id.clone(),
                 groups: self.inner.groups.clone(),
                 flags,
-                error: self.inner.error.as_ref().map(Error::duplicate),
+                error: self.inner.error.clone(),
                 exposures: self.inner.exposures.clone(),
             }),
         }
@@ -511,9 +511,8 @@ impl FlagSnapshot {
                 error: self
                     .inner
                     .error
-                    .as_ref()
-                    .or(other.inner.error.as_ref())
-                    .map(Error::duplicate),
+                    .clone()
+                    .or_else(|| other.inner.error.clone()),
                 exposures: self
                     .inner
                     .exposures
@@ -583,7 +582,7 @@ impl FlagSnapshotBuilder {
 
     /// Records why some flags are missing.
     pub fn error(mut self, error: Error) -> Self {
-        self.inner.error = Some(error);
+        self.inner.error = Some(Arc::new(error));
         self
     }
 

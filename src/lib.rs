@@ -41,4 +41,6 @@ fn _assert_impls() {
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();
+    send_sync::<flags::FlagSnapshot>();
+    send_sync::<flags::Exposures>();
 }

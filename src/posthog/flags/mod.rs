@@ -7,8 +7,8 @@
 //! - **Local evaluation** needs a personal API key: the flag definitions are polled from
 //!   `/api/feature_flag/local_evaluation/` every [`DEFAULT_POLL_INTERVAL`] (with `ETag`s) and
 //!   evaluated in the process with PostHog's hashing, so the answers are the server's. A flag
-//!   the process cannot decide (cohorts, flag dependencies, unknown operators, properties the
-//!   caller did not give, ...) is asked of the server. Definitions can also come from a file,
+//!   the process cannot decide (cohorts, unknown operators, properties the caller did not
+//!   give, experience continuity, dependencies on such flags, ...) is asked of the server. Definitions can also come from a file,
 //!   for offline runs and tests ([`PosthogFlagsBuilder::definitions_file`]).
 //! - **Bounded.** Every request, and the wait for the first definitions, takes at most
 //!   [`DEFAULT_FLAGS_TIMEOUT`]. A slow or failing PostHog leaves the flags it would have
@@ -55,6 +55,8 @@ use crate::{Error, Result};
 
 pub(crate) mod local;
 mod remote;
+
+pub use self::local::hash::bucket;
 
 /// How long one request to PostHog may take, and how long an evaluation waits for the first
 /// definitions; PostHog's Python SDK allows flags the same.
@@ -195,11 +197,14 @@ impl Shared {
             .clone()
     }
 
-    /// Starts the poller on the current tokio runtime, once.
+    /// Starts the poller on the current tokio runtime, once; again if the runtime it ran on
+    /// has gone.
     fn start_poller(self: &Arc<Self>) {
         let mut poller = self.lock_poller();
-        if !matches!(*poller, Poller::NotStarted) {
-            return;
+        match &*poller {
+            Poller::NotStarted => {}
+            Poller::Running(task) if task.is_finished() => {}
+            _ => return,
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;

@@ -81,7 +81,7 @@ const ACTIVE_FLAGS: &str = "$active_feature_flags";
 /// The generation's link to its `$exception`.
 const EXCEPTION_LINK: &str = "$exception_event_id";
 /// What an exposure or exception says of itself; no custom property overrides it.
-const OWN_KEYS: [&str; 10] = [
+const OWN_KEYS: [&str; 9] = [
     "$feature_flag",
     "$feature_flag_response",
     "$feature_flag_id",
@@ -91,7 +91,6 @@ const OWN_KEYS: [&str; 10] = [
     "$exception_list",
     "$exception_level",
     "$exception_fingerprint",
-    "$exception_type",
 ];
 
 /// What a failed call, embedding or span says of its failure; no custom property overrides it.

@@ -61,6 +61,9 @@ pub(crate) struct PropertyFilter {
     pub(crate) value: Value,
     pub(crate) operator: Operator,
     pub(crate) kind: FilterKind,
+    /// For a flag filter: the flags to evaluate first, the referenced one last; empty when the
+    /// server found a cycle, `None` when it sent none.
+    pub(crate) dependency_chain: Option<Vec<String>>,
 }
 
 /// What a filter reads.
@@ -322,6 +325,14 @@ impl PropertyFilter {
             key,
             value: filter_value,
             kind,
+            dependency_chain: value.get("dependency_chain").and_then(Value::as_array).map(
+                |chain| {
+                    chain
+                        .iter()
+                        .filter_map(|key| key.as_str().map(str::to_owned))
+                        .collect()
+                },
+            ),
         })
     }
 }

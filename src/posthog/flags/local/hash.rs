@@ -6,10 +6,21 @@ const LONG_SCALE: f64 = 0xFFF_FFFF_FFFF_FFFF_u64 as f64;
 /// The salt of the variant hash.
 pub(super) const VARIANT_SALT: &str = "variant";
 
-/// Where `bucketing_value` falls for flag `key`, in `[0, 1]`: the first 15 hex digits of
-/// SHA-1 of `"{key}.{bucketing_value}{salt}"`, over `0xFFFFFFFFFFFFFFF`. Every PostHog SDK and
-/// the server compute the same number, so a person lands in the same bucket everywhere.
-pub(crate) fn bucket(key: &str, bucketing_value: &str, salt: &str) -> f64 {
+/// Where `bucketing_value` (a distinct id, or a group key) falls for flag `key`, in `[0, 1]`:
+/// the first 15 hex digits of SHA-1 of `"{key}.{bucketing_value}{salt}"`, over
+/// `0xFFFFFFFFFFFFFFF`. Every PostHog SDK and the server compute the same number, so a person
+/// lands in the same bucket everywhere. Rollouts use the salt `""`: a person is in a rollout of
+/// `p` percent when the bucket is at most `p / 100`. Variants use the salt `"variant"`: each
+/// variant owns a share of `[0, 1)` in the order the flag lists them.
+///
+/// ```
+/// use traced_llm::posthog::flags::bucket;
+///
+/// let at = bucket("simple-flag", "distinct_id_1", "");
+/// assert!((0.0..=1.0).contains(&at));
+/// assert!(at <= 0.45, "distinct_id_1 is in a 45% rollout of simple-flag");
+/// ```
+pub fn bucket(key: &str, bucketing_value: &str, salt: &str) -> f64 {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(key.as_bytes());
     sha.update(b".");

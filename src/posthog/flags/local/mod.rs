@@ -5,15 +5,18 @@
 //! override, else the variant the person's hash falls in, else `true`. Rollouts and variants
 //! use [`hash::bucket`], so the answer is the one PostHog's server gives.
 //!
+//! A condition on another flag's value evaluates that flag first, from the same definitions.
+//!
 //! Whatever the process cannot know leaves the flag [`Outcome::Undecided`], for the server:
-//! cohorts, other flags' values, experience continuity, device-id bucketing, unknown operators
-//! and group types, properties the caller did not pass (when no other condition matches).
+//! cohorts, experience continuity, device-id bucketing, unknown operators and group types,
+//! properties the caller did not pass (when no other condition matches), dependencies on flags
+//! it lacks or cannot decide, and dependency cycles.
 
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use self::definitions::{Condition, FilterKind, FlagDefinition};
+use self::definitions::{Condition, FilterKind, FlagDefinition, Operator, PropertyFilter};
 use crate::flags::{Flag, FlagOrigin, FlagRequest, FlagValue};
 
 pub(crate) mod definitions;
@@ -39,12 +42,25 @@ enum ConditionMatch {
     OutOfRollout,
 }
 
+/// How deep flag dependencies may nest before evaluation gives up and asks the server.
+const MAX_DEPENDENCY_DEPTH: usize = 16;
+
 /// Evaluates `definition` for `request`.
 pub(crate) fn evaluate(
     definitions: &Definitions,
     definition: &FlagDefinition,
     request: &FlagRequest,
     now: SystemTime,
+) -> Outcome {
+    evaluate_at(definitions, definition, request, now, 0)
+}
+
+fn evaluate_at(
+    definitions: &Definitions,
+    definition: &FlagDefinition,
+    request: &FlagRequest,
+    now: SystemTime,
+    depth: usize,
 ) -> Outcome {
     if definition.experience_continuity {
         return Outcome::Undecided("experience continuity");
@@ -61,6 +77,7 @@ pub(crate) fn evaluate(
         request,
         person: &person,
         now,
+        depth,
     };
     let (bucketing, properties) = match definition.aggregation {
         None => (request.distinct_id.clone(), person.clone()),
@@ -111,6 +128,8 @@ struct Context<'a> {
     request: &'a FlagRequest,
     person: &'a Map<String, Value>,
     now: SystemTime,
+    /// How many flag dependencies deep this evaluation is.
+    depth: usize,
 }
 
 enum GroupTarget {
@@ -206,7 +225,7 @@ impl Context<'_> {
         for filter in &condition.properties {
             let matched = match filter.kind {
                 FilterKind::Cohort => return Err(Fatal::Server("a cohort")),
-                FilterKind::Flag => return Err(Fatal::Server("another flag's value")),
+                FilterKind::Flag => self.dependency_matches(filter)?,
                 FilterKind::Property => property::matches(filter, properties, self.now)
                     .map_err(|undecidable| Fatal::Inconclusive(undecidable.0))?,
             };
@@ -220,6 +239,53 @@ impl Context<'_> {
             }
         }
         Ok(ConditionMatch::Match)
+    }
+}
+
+impl Context<'_> {
+    /// A condition on another flag's value: that flag is evaluated here, and its value
+    /// compared. A malformed condition does not match, as on the server.
+    fn dependency_matches(&self, filter: &PropertyFilter) -> Result<bool, Fatal> {
+        if !matches!(filter.operator, Operator::FlagEvaluatesTo) || filter.value.is_null() {
+            return Ok(false);
+        }
+        match &filter.dependency_chain {
+            None => return Err(Fatal::Inconclusive("a flag dependency without its chain")),
+            Some(chain) if chain.is_empty() => {
+                return Err(Fatal::Inconclusive("a cycle of flag dependencies"))
+            }
+            Some(_) => {}
+        }
+        if self.depth >= MAX_DEPENDENCY_DEPTH {
+            return Err(Fatal::Inconclusive("flag dependencies nested too deep"));
+        }
+        let Some(dependency) = self.definitions.flags.get(&filter.key) else {
+            return Err(Fatal::Inconclusive(
+                "a dependency on a flag not in the definitions",
+            ));
+        };
+        if dependency.active && dependency.aggregation.is_some() {
+            return Err(Fatal::Inconclusive("a dependency on a group flag"));
+        }
+        let value = match evaluate_at(
+            self.definitions,
+            dependency,
+            self.request,
+            self.now,
+            self.depth + 1,
+        ) {
+            Outcome::Decided(flag) => flag.value,
+            Outcome::Undecided(why) => return Err(Fatal::Inconclusive(why)),
+        };
+        Ok(match (&value, &filter.value) {
+            // Any variant counts as on; a named variant must be that one (case matters).
+            (FlagValue::Variant(_), Value::Bool(expected)) => *expected,
+            (FlagValue::Variant(variant), Value::String(expected)) => {
+                !variant.is_empty() && variant == expected
+            }
+            (FlagValue::Bool(actual), Value::Bool(expected)) => actual == expected,
+            _ => false,
+        })
     }
 }
 
@@ -377,6 +443,52 @@ mod tests {
         ]));
         let request = FlagRequest::new("u").person_property("a", 1);
         for key in ["c", "d", "e", "o"] {
+            assert!(
+                matches!(value_of(&defs, key, &request), Outcome::Undecided(_)),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn flag_dependencies_are_evaluated_from_the_same_definitions() {
+        let dep = |key: &str, value: Value, chain: Value| json!({"key": key, "type": "flag", "operator": "flag_evaluates_to", "value": value, "dependency_chain": chain});
+        let flag = |key: &str, property: Value| json!({"key": key, "active": true, "filters": {"groups": [{"properties": [property], "rollout_percentage": 100}]}});
+        let defs = definitions(json!([
+            {"key": "base", "active": true, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}},
+            {"key": "off", "active": false, "filters": {"groups": []}},
+            {"key": "multi", "active": true, "filters": {
+                "groups": [{"properties": [], "variant": "b"}],
+                "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}
+            }},
+            flag("needs-base", dep("base", json!(true), json!(["base"]))),
+            flag("needs-off", dep("off", json!(false), json!(["off"]))),
+            flag("needs-b", dep("multi", json!("b"), json!(["multi"]))),
+            flag("needs-a", dep("multi", json!("a"), json!(["multi"]))),
+            flag("needs-any-variant", dep("multi", json!(true), json!(["multi"]))),
+            flag("chained", dep("needs-base", json!(true), json!(["base", "needs-base"]))),
+            flag("cycle", dep("cycle", json!(true), json!([]))),
+            flag("no-chain", json!({"key": "base", "type": "flag", "operator": "flag_evaluates_to", "value": true})),
+            flag("unknown", dep("nowhere", json!(true), json!(["nowhere"]))),
+            flag("malformed", json!({"key": "base", "type": "flag", "operator": "exact", "value": true, "dependency_chain": ["base"]})),
+        ]));
+        let request = FlagRequest::new("u");
+        for (key, expected) in [
+            ("needs-base", true),
+            ("needs-off", true),
+            ("needs-b", true),
+            ("needs-a", false),
+            ("needs-any-variant", true),
+            ("chained", true),
+            ("malformed", false),
+        ] {
+            assert_eq!(
+                decided_value(value_of(&defs, key, &request)),
+                FlagValue::Bool(expected),
+                "{key}"
+            );
+        }
+        for key in ["cycle", "no-chain", "unknown"] {
             assert!(
                 matches!(value_of(&defs, key, &request), Outcome::Undecided(_)),
                 "{key}"

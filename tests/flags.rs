@@ -396,3 +396,84 @@ async fn keys_travel_only_where_posthog_reads_them() {
     );
     assert!(requests[0].headers.get("authorization").is_none());
 }
+
+#[tokio::test]
+async fn the_poller_picks_up_changed_definitions() {
+    let server = MockServer::start().await;
+    let definitions = |rollout: u32| json!({"flags": [{"key": "launch", "active": true, "filters": {"groups": [{"properties": [], "rollout_percentage": rollout}]}}]});
+    Mock::given(method("GET"))
+        .and(path("/api/feature_flag/local_evaluation/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(definitions(0)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/feature_flag/local_evaluation/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(definitions(100)))
+        .mount(&server)
+        .await;
+    let flags = PosthogFlags::builder()
+        .api_key(PROJECT_KEY)
+        .personal_api_key(PERSONAL_KEY)
+        .host(server.uri())
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let request = FlagRequest::new("alice").key("launch");
+    assert_eq!(
+        flags.evaluate(&request).await.value("launch"),
+        FlagValue::Bool(false)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if flags.evaluate(&request).await.value("launch") == FlagValue::Bool(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new definitions never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn hanging_definitions_do_not_stall_an_evaluation() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/feature_flag/local_evaluation/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(vectors()["definitions"].clone())
+                .set_delay(Duration::from_secs(30)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/flags/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(flags_answer(
+            "simple-flag",
+            true,
+            None,
+            None,
+        )))
+        .mount(&server)
+        .await;
+    let flags = PosthogFlags::builder()
+        .api_key(PROJECT_KEY)
+        .personal_api_key(PERSONAL_KEY)
+        .host(server.uri())
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let snapshot = flags
+        .evaluate(&FlagRequest::new("distinct_id_0").key("simple-flag"))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // The definitions did not come in time: the server answered instead.
+    let flag = snapshot.get("simple-flag").unwrap();
+    assert_eq!(flag.origin, FlagOrigin::Remote);
+    assert!(snapshot.error().is_none());
+    assert!(!flags.has_definitions());
+}

@@ -15,12 +15,16 @@ const PERSONAL_KEY: &str = "phx_prompt_personal_secret";
 const PROMPT_PATH: &str = "/api/environments/@current/llm_prompts/name/support%20system/";
 
 fn prompts(server: &MockServer, ttl: Duration) -> Prompts {
+    prompts_with_timeout(server, ttl, Duration::from_secs(5))
+}
+
+fn prompts_with_timeout(server: &MockServer, ttl: Duration, timeout: Duration) -> Prompts {
     Prompts::builder()
         .personal_api_key(PERSONAL_KEY)
         .api_key(PROJECT_KEY)
         .host(server.uri())
         .cache_ttl(ttl)
-        .request_timeout(Duration::from_millis(500))
+        .request_timeout(timeout)
         .build()
         .unwrap()
 }
@@ -207,7 +211,11 @@ async fn a_slow_posthog_times_out_and_keys_stay_out_of_errors() {
         )
         .mount(&server)
         .await;
-    let prompts = prompts(&server, Duration::from_secs(300));
+    let prompts = prompts_with_timeout(
+        &server,
+        Duration::from_secs(300),
+        Duration::from_millis(300),
+    );
     let started = std::time::Instant::now();
     let err = prompts
         .get("support system", PromptVersion::Latest)

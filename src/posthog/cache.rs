@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn entries_expire_but_stay_until_pushed_out() {
-        let cache = TtlCache::new(Duration::from_millis(20), 2);
+        let cache = TtlCache::new(Duration::from_millis(500), 2);
         cache.insert("a", 1);
         assert_eq!(
             cache.get(&"a"),
@@ -109,7 +109,7 @@ mod tests {
                 fresh: true
             })
         );
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(600));
         assert_eq!(
             cache.get(&"a"),
             Some(Cached {

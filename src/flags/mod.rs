@@ -438,7 +438,8 @@ impl FlagSnapshot {
     ///
     /// # Errors
     /// [`ParamsError`] when the payload is not a valid parameter object; `request` is then
-    /// left exactly as it was.
+    /// left exactly as it was, and no exposure is reported: the call runs with its own
+    /// parameters, not the variant's.
     pub fn apply_payload(
         &self,
         key: &str,

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod event;
+pub mod flags;
 mod model;
 pub mod posthog;
 pub mod pricing;
@@ -40,4 +41,6 @@ fn _assert_impls() {
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();
+    send_sync::<flags::FlagSnapshot>();
+    send_sync::<flags::Exposures>();
 }

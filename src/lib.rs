@@ -18,6 +18,8 @@ pub mod testing;
 pub mod trace;
 mod traced;
 pub mod types;
+#[cfg(feature = "__http")]
+mod util;
 
 pub use crate::context::CallContext;
 pub use crate::error::{Error, Result};

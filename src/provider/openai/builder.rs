@@ -2,16 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, AUTHORIZATION};
 
 use super::wire::MaxTokensField;
 use super::{Inner, OpenAi};
-use crate::provider::http::{
-    add_headers, build_client, endpoint, env_var, parse_base_url, ApiKey, HeaderNames, Transport,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-};
+use crate::provider::transport::{http_setters, secret_header, Defaults, HttpOptions, Transport};
+use crate::util::secret::Secret;
 use crate::{Error, Result};
 
 /// OpenAI's API, where [`OpenAi::from_env`] goes unless `OPENAI_BASE_URL` says otherwise.
@@ -53,25 +50,16 @@ enum Flavor {
 #[derive(Clone, Default)]
 pub struct OpenAiBuilder {
     flavor: Flavor,
-    api_key: Option<ApiKey>,
-    base_url: Option<String>,
-    provider: Option<String>,
-    connect_timeout: Option<Duration>,
-    request_timeout: Option<Duration>,
-    headers: Vec<(String, String)>,
+    http: HttpOptions,
     max_completion_tokens: Option<bool>,
 }
 
 impl fmt::Debug for OpenAiBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiBuilder")
-            .field("flavor", &self.flavor)
-            .field("api_key", &self.api_key)
-            .field("base_url", &self.base_url)
-            .field("provider", &self.provider)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("headers", &HeaderNames(&self.headers))
+        let mut debug = f.debug_struct("OpenAiBuilder");
+        debug.field("flavor", &self.flavor);
+        self.http.debug_fields(&mut debug);
+        debug
             .field("max_completion_tokens", &self.max_completion_tokens)
             .finish()
     }
@@ -79,60 +67,37 @@ impl fmt::Debug for OpenAiBuilder {
 
 impl OpenAiBuilder {
     pub(super) fn compatible(provider: String, base_url: String) -> Self {
-        Self {
+        let mut builder = Self {
             flavor: Flavor::Compatible,
-            provider: Some(provider),
-            base_url: Some(base_url),
             ..Self::default()
-        }
+        };
+        builder.http.provider = Some(provider);
+        builder.http.base_url = Some(base_url);
+        builder
     }
 
     pub(super) fn azure(deployment_url: String, api_version: String, api_key: String) -> Self {
-        Self {
+        let mut builder = Self {
             flavor: Flavor::Azure { api_version },
-            provider: Some("azure".to_owned()),
-            base_url: Some(deployment_url),
-            api_key: Some(ApiKey::new(api_key)),
             ..Self::default()
-        }
+        };
+        builder.http.provider = Some("azure".to_owned());
+        builder.http.base_url = Some(deployment_url);
+        builder.http.api_key = Some(Secret::new(api_key));
+        builder
     }
 
-    /// The API key (sent as `Authorization: Bearer …`, or `api-key` for Azure).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// The base URL that `/chat/completions` and `/embeddings` are appended to, e.g.
-    /// `http://127.0.0.1:8000/v1`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The provider name reported as `$ai_provider` (`openai` by default).
-    pub fn provider(mut self, label: impl Into<String>) -> Self {
-        self.provider = Some(label.into());
-        self
-    }
-
-    /// How long connecting may take; [`DEFAULT_CONNECT_TIMEOUT`] by default.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// How long a whole call may take, a stream's last byte included;
-    /// [`DEFAULT_REQUEST_TIMEOUT`] by default.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// A header sent with every call (`OpenAI-Organization`, `HTTP-Referer`, ...).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
+    http_setters! {
+        /// The API key (sent as `Authorization: Bearer …`, or `api-key` for Azure). It is
+        /// scrubbed from every error this provider returns.
+        api_key;
+        /// The base URL that `/chat/completions` and `/embeddings` are appended to, e.g.
+        /// `http://127.0.0.1:8000/v1`.
+        base_url;
+        /// The provider name reported as `$ai_provider` (`openai` by default).
+        provider;
+        /// A header sent with every call (`OpenAI-Organization`, `HTTP-Referer`, ...).
+        header;
     }
 
     /// Whether the output-token limit is sent as `max_completion_tokens` (OpenAI's current
@@ -148,57 +113,43 @@ impl OpenAiBuilder {
     ///
     /// # Errors
     /// [`Error::is_builder`] when the key is missing (OpenAI and Azure) or unusable, the base
-    /// URL is malformed, a header is invalid, or the HTTP client cannot be built.
+    /// URL is malformed (or `https` in a build without the `rustls` or `native-tls` feature),
+    /// a header is invalid, or the HTTP client cannot be built.
     pub fn build(self) -> Result<OpenAi> {
         let is_openai = matches!(self.flavor, Flavor::OpenAi);
-        let api_key = match self.api_key {
-            Some(key) => Some(key),
-            None if is_openai => env_var("OPENAI_API_KEY").map(ApiKey::new),
-            None => None,
-        };
-        if api_key.as_ref().is_some_and(ApiKey::is_blank) {
-            return Err(Error::builder("the api key is empty"));
-        }
-        let base_url = match self.base_url {
-            Some(url) => url,
-            None => env_var("OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.into()),
-        };
-        let base_url = parse_base_url(&base_url)?;
-        let provider = self.provider.unwrap_or_else(|| "openai".to_owned());
-        if provider.trim().is_empty() {
-            return Err(Error::builder("the provider label is empty"));
-        }
+        let options = self.http.resolve(&Defaults {
+            provider: "openai",
+            base_url: DEFAULT_OPENAI_BASE_URL,
+            // Only OpenAI itself reads the environment: an OpenAI key must not go elsewhere.
+            api_key_env: is_openai.then_some("OPENAI_API_KEY"),
+            base_url_env: is_openai.then_some("OPENAI_BASE_URL"),
+        })?;
 
         let mut headers = HeaderMap::new();
         let query: Vec<(&str, &str)> = match &self.flavor {
             Flavor::Azure { api_version } => {
-                let key = api_key
-                    .as_ref()
-                    .ok_or_else(|| Error::builder("azure needs an api key"))?;
-                headers.insert(HeaderName::from_static("api-key"), key.header_value("")?);
+                let key = options.require_api_key()?;
+                headers.insert(HeaderName::from_static("api-key"), secret_header("", key)?);
                 if api_version.trim().is_empty() {
                     return Err(Error::builder("azure needs an api version"));
                 }
                 vec![("api-version", api_version.as_str())]
             }
             Flavor::OpenAi => {
-                let key = api_key.as_ref().ok_or_else(|| {
-                    Error::builder("no api key: set OPENAI_API_KEY or call api_key(..)")
-                })?;
-                headers.insert(AUTHORIZATION, key.header_value("Bearer ")?);
+                let key = options.require_api_key()?;
+                headers.insert(AUTHORIZATION, secret_header("Bearer ", key)?);
                 Vec::new()
             }
             Flavor::Compatible => {
-                if let Some(key) = &api_key {
-                    headers.insert(AUTHORIZATION, key.header_value("Bearer ")?);
+                if let Some(key) = &options.api_key {
+                    headers.insert(AUTHORIZATION, secret_header("Bearer ", key)?);
                 }
                 Vec::new()
             }
         };
-        add_headers(&mut headers, &self.headers)?;
 
-        let chat_url = endpoint(&base_url, "/chat/completions", &query)?;
-        let embeddings_url = endpoint(&base_url, "/embeddings", &query)?;
+        let chat_url = options.base_url.join("/chat/completions", &query)?;
+        let embeddings_url = options.base_url.join("/embeddings", &query)?;
         let official = matches!(self.flavor, Flavor::Azure { .. })
             || chat_url.host_str() == Some("api.openai.com");
         let max_tokens_field = if self.max_completion_tokens.unwrap_or(official) {
@@ -206,22 +157,49 @@ impl OpenAiBuilder {
         } else {
             MaxTokensField::MaxTokens
         };
-        let client = build_client(
-            headers,
-            self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        )?;
         Ok(OpenAi {
             inner: Arc::new(Inner {
-                transport: Transport {
-                    client,
-                    provider,
-                    request_timeout: self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
-                },
-                base_url,
+                transport: Transport::new(options, headers)?,
                 chat_url,
                 embeddings_url,
                 max_tokens_field,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LlmModel;
+
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    #[test]
+    fn without_tls_https_is_a_builder_error_naming_the_features() {
+        let err = OpenAi::builder()
+            .api_key("sk-k")
+            .base_url(DEFAULT_OPENAI_BASE_URL)
+            .build()
+            .unwrap_err();
+        assert!(err.is_builder());
+        assert!(
+            err.message().contains("`rustls` or `native-tls` feature"),
+            "{err}"
+        );
+        let model = OpenAi::compatible("ollama", "http://127.0.0.1:11434/v1")
+            .build()
+            .unwrap();
+        assert_eq!(model.base_url(), "http://127.0.0.1:11434/v1");
+    }
+
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    #[test]
+    fn with_tls_https_is_accepted() {
+        let model = OpenAi::builder()
+            .api_key("sk-k")
+            .base_url("https://api.example.com/v1")
+            .build()
+            .unwrap();
+        assert_eq!(model.base_url(), "https://api.example.com/v1");
     }
 }

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
 use serde_json::json;
 use traced_llm::provider::__bench::{
     anthropic_request_body, anthropic_stream, openai_request_body, openai_stream,

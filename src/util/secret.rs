@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// What stands in for a secret in any text.
-pub(crate) const REDACTED: &str = "[redacted]";
+const REDACTED: &str = "[redacted]";
 
 /// Prefixes that name a key's kind and are no part of its secret; `Debug` keeps them as a hint.
 /// Longest first, so `sk-ant-` wins over `sk-`.

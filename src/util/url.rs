@@ -3,28 +3,27 @@
 //! A URL can carry credentials in its user info (`http://user:KEY@host/v1`, which reqwest sends
 //! as basic auth) and in its query (`?key=…`). Whatever an event, a log line, a `Debug` or an
 //! error shows of a URL goes through [`display`] or [`sanitize`]: user info removed, every query
-//! value and the fragment replaced by `[redacted]`. Requests still go to the URL as given.
+//! value replaced by `[redacted]`, the fragment dropped. Requests still go to the URL as given.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use reqwest::Url;
 
-use super::secret::{Secret, REDACTED};
+use super::secret::Secret;
 use crate::{Error, Result};
 
 /// Whether this build can open `https` connections.
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
 
-/// A checked base URL: `http` or `https` (the latter only with a TLS feature), with a host and
-/// without query or fragment, kept as given but for surrounding white space and trailing
-/// slashes.
+/// A checked base URL: `http` or `https`, with a host and without query or fragment, kept as
+/// given but for surrounding white space and trailing slashes.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct BaseUrl {
     /// What paths are appended to. It keeps any user info, so requests still carry it.
     text: String,
     /// `text` as safe to show.
     shown: String,
+    https: bool,
 }
 
 impl BaseUrl {
@@ -32,8 +31,8 @@ impl BaseUrl {
     /// the URL through [`display`].
     ///
     /// # Errors
-    /// [`Error::is_builder`] when `raw` is not an `http(s)` URL with a host, carries a query or
-    /// fragment, or is `https` in a build without TLS.
+    /// [`Error::is_builder`] when `raw` is not an `http(s)` URL with a host, or carries a query
+    /// or fragment.
     pub(crate) fn parse(raw: &str, what: &str) -> Result<Self> {
         let text = raw.trim().trim_end_matches('/');
         let invalid =
@@ -46,16 +45,27 @@ impl BaseUrl {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid("must not carry a query or fragment"));
         }
-        if url.scheme() == "https" && !HAS_TLS {
-            return Err(invalid(
-                "is https, and this build has no TLS: enable the `rustls` or `native-tls` \
-                 feature of traced-llm, or use an http URL",
-            ));
-        }
         Ok(Self {
             text: text.to_owned(),
             shown: display(text),
+            https: url.scheme() == "https",
         })
+    }
+
+    /// Checks that this build can reach the URL: `https` needs a TLS feature.
+    ///
+    /// # Errors
+    /// [`Error::is_builder`] naming the `rustls` and `native-tls` features, for an `https` URL
+    /// in a build without either; `what` names the URL as in [`parse`](BaseUrl::parse).
+    pub(crate) fn check_tls(&self, what: &str) -> Result<()> {
+        if HAS_TLS || !self.https {
+            return Ok(());
+        }
+        Err(Error::builder(format!(
+            "{what} {:?} is https, and this build has no TLS: enable the `rustls` or `native-tls` \
+             feature of traced-llm, or use an http URL",
+            self.shown
+        )))
     }
 
     /// The URL as given, user info included: for requests only, never to show.
@@ -110,100 +120,24 @@ impl fmt::Debug for BaseUrl {
     }
 }
 
-/// `text` as safe to show: user info removed, every query value and the fragment replaced by
-/// `[redacted]` (`https://h/v1?key=[redacted]`). A URL without any of these comes back as it
-/// was; text that is no `http(s)` URL loses everything between its scheme and its last `@`
-/// before the query.
-pub(crate) fn display(text: &str) -> String {
-    match Url::parse(text) {
-        // Other schemes may read `user:pass@host` as a path: only web URLs are trusted.
-        Ok(url) if !matches!(url.scheme(), "http" | "https") => display_unparsed(text),
-        Ok(url) if !has_secrets(&url) => text.to_owned(),
-        Ok(mut url) => {
-            sanitize(&mut url);
-            let shown = url.as_str();
-            // The parser gives an empty path a `/` the text did not have.
-            let added_slash = url.path() == "/" && !text.trim_end().ends_with('/');
-            if added_slash && url.query().is_none() && url.fragment().is_none() {
-                shown.trim_end_matches('/').to_owned()
-            } else {
-                shown.to_owned()
-            }
-        }
-        Err(_) => display_unparsed(text),
-    }
-}
+/// `text` as safe to show: user info removed, every query value replaced by `[redacted]`
+/// (`https://h/v1?key=[redacted]`), the fragment dropped; text that holds neither `@` nor `?`
+/// comes back as it was. One rule for every URL the crate shows: the recording core applies it to
+/// `$ai_base_url` of any model, so it lives there.
+pub(crate) use crate::record::display_url as display;
 
-/// Removes the user info of `url` and replaces every query value and the fragment by
-/// `[redacted]`, in place: for URLs inside errors of other crates (reqwest's).
+/// [`display`] applied in place to a parsed URL (reqwest's, inside its errors).
 pub(crate) fn sanitize(url: &mut Url) {
-    // Both fail only for URLs without a host (`mailto:`), which have no user info.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    if let Some(query) = url.query() {
-        let redacted = redact_query(query);
-        url.set_query(Some(&redacted));
-    }
-    if url.fragment().is_some_and(|fragment| !fragment.is_empty()) {
-        url.set_fragment(Some(REDACTED));
-    }
-}
-
-fn has_secrets(url: &Url) -> bool {
-    !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some_and(|query| !query.is_empty())
-        || url.fragment().is_some_and(|fragment| !fragment.is_empty())
-}
-
-/// `key=value&flag` as `key=[redacted]&[redacted]`: the names stay, every value goes (a bare
-/// entry may be a token itself).
-fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) => Cow::Owned(format!("{name}={REDACTED}")),
-            None if pair.is_empty() => Cow::Borrowed(""),
-            None => Cow::Borrowed(REDACTED),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// [`display`] for text that is no `http(s)` URL, so nothing is known of its parts: everything
-/// between the scheme and the last `@` before `?` or `#` goes, and the query and fragment are
-/// redacted as in a URL.
-fn display_unparsed(text: &str) -> String {
-    let (rest, fragment) = match text.split_once('#') {
-        Some((rest, fragment)) => (rest, Some(fragment)),
-        None => (text, None),
-    };
-    let (head, query) = match rest.split_once('?') {
-        Some((head, query)) => (head, Some(query)),
-        None => (rest, None),
-    };
-    let mut shown = match head.rfind('@') {
-        Some(at) => {
-            let start = match head.find("://") {
-                Some(index) => index + 3,
-                None => head.find(':').map_or(0, |index| index + 1),
-            };
-            let start = start.min(at);
-            format!("{}{}", &head[..start], &head[at + 1..])
-        }
-        None => head.to_owned(),
-    };
-    if let Some(query) = query {
-        shown.push('?');
-        shown.push_str(&redact_query(query));
-    }
-    if let Some(fragment) = fragment {
-        shown.push('#');
-        if !fragment.is_empty() {
-            shown.push_str(REDACTED);
+    match Url::parse(&display(url.as_str())) {
+        Ok(shown) => *url = shown,
+        // `display` only removes parts, so this does not happen; drop what could be secret.
+        Err(_) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
         }
     }
-    shown
+    url.set_fragment(None);
 }
 
 /// `%XX` escapes decoded; `None` when the result is not UTF-8.
@@ -288,8 +222,8 @@ mod tests {
             BaseUrl::parse("https://u:PASS@h/v1?key=SECRET&flag#FRAG", "base url").unwrap_err();
         assert_eq!(
             err.message(),
-            "base url \"https://h/v1?key=[redacted]&[redacted]#[redacted]\" must not carry a \
-             query or fragment"
+            "base url \"https://h/v1?key=[redacted]&flag=[redacted]\" must not carry a query or \
+             fragment"
         );
         let err = BaseUrl::parse("http://u:PASS@h:notaport/v1?key=SECRET", "base url").unwrap_err();
         let shown = err.to_string();
@@ -310,11 +244,10 @@ mod tests {
             "http://h:9/x?k=[redacted]&z=[redacted]"
         );
         assert_eq!(display("http://a:b@h"), "http://h");
-        assert_eq!(display("http://h/"), "http://h/");
         assert_eq!(display("http://127.0.0.1:1/v1"), "http://127.0.0.1:1/v1");
-        // Not http(s) URLs: cut up to the last `@` before the query.
+        // Not URLs: everything up to the last `@` of the authority goes all the same.
         assert_eq!(display("http://u:p@ss@h:x/v1"), "http://h:x/v1");
-        assert_eq!(display("u:p@h?t=1"), "u:h?t=[redacted]");
+        assert_eq!(display("u:p@h?t=1"), "h?t=[redacted]");
         assert_eq!(display("plain text"), "plain text");
     }
 
@@ -324,15 +257,21 @@ mod tests {
         sanitize(&mut url);
         assert_eq!(
             url.as_str(),
-            "http://h/x?api-version=[redacted]&key=[redacted]#[redacted]"
+            "http://h/x?api-version=[redacted]&key=[redacted]"
         );
     }
 
-    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
     #[test]
     fn https_needs_a_tls_feature() {
-        let err = BaseUrl::parse("https://api.openai.com/v1", "base url").unwrap_err();
-        assert!(err.message().contains("`rustls` or `native-tls`"), "{err}");
-        assert!(BaseUrl::parse("http://127.0.0.1:1/v1", "base url").is_ok());
+        let https = BaseUrl::parse("HTTPS://api.openai.com/v1", "base url").unwrap();
+        let checked = https.check_tls("base url");
+        if cfg!(any(feature = "rustls", feature = "native-tls")) {
+            assert!(checked.is_ok());
+        } else {
+            let err = checked.unwrap_err();
+            assert!(err.message().contains("`rustls` or `native-tls`"), "{err}");
+        }
+        let http = BaseUrl::parse("http://127.0.0.1:1/v1", "base url").unwrap();
+        assert!(http.check_tls("base url").is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! Anthropic's Messages API.
 
 mod builder;
-pub(crate) mod stream;
+mod stream;
 pub(crate) mod wire;
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! OpenAI's Chat Completions and Embeddings APIs, and every server that speaks them.
 
 mod builder;
-pub(crate) mod stream;
+mod stream;
 pub(crate) mod wire;
 
 use std::fmt;

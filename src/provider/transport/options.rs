@@ -54,8 +54,8 @@ impl HttpOptions {
     /// Applies the precedence (code, then environment, then `defaults`) and checks every value.
     ///
     /// # Errors
-    /// [`Error::is_builder`] for a blank key, a base URL that [`BaseUrl::parse`] refuses, or a
-    /// blank label.
+    /// [`Error::is_builder`] for a blank key, a base URL that [`BaseUrl::parse`] refuses or this
+    /// build cannot reach ([`BaseUrl::check_tls`]), or a blank label.
     pub(crate) fn resolve(self, defaults: &Defaults) -> Result<Resolved> {
         let api_key = self
             .api_key
@@ -68,6 +68,7 @@ impl HttpOptions {
             .or_else(|| defaults.base_url_env.and_then(env::var))
             .unwrap_or_else(|| defaults.base_url.to_owned());
         let base_url = BaseUrl::parse(&base_url, "base url")?;
+        base_url.check_tls("base url")?;
         let provider = self
             .provider
             .unwrap_or_else(|| defaults.provider.to_owned());

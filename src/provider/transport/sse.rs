@@ -78,7 +78,7 @@ where
     E: TransportError + Send + 'static,
     D: Decoder + Send + 'static,
 {
-    Box::pin(SseStream::new(bytes, decoder, scope))
+    ChatStream::new(SseStream::new(bytes, decoder, scope))
 }
 
 /// Splits bytes into server-sent events.
@@ -394,8 +394,6 @@ mod tests {
 
     #[tokio::test]
     async fn every_error_leaves_through_the_scope() {
-        use futures_util::StreamExt;
-
         use crate::util::secret::Secret;
 
         let scope = || ErrorScope::new("p", [Secret::new("sk-secret-1")]);

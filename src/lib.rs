@@ -19,6 +19,8 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
+#[cfg(feature = "__http")]
+mod util;
 
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;

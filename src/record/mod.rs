@@ -52,7 +52,7 @@ pub use self::scope::SpanScope;
 pub use self::stream::TracedStream;
 
 use crate::event::{Event, Exception};
-use crate::pricing::{CacheAccounting, PriceTable};
+use crate::pricing::{CacheAccounting, Cost, PriceTable};
 use crate::redact::{redact_event, Redactor};
 use crate::sink::{NoopSink, Sink, SinkError};
 use crate::trace::Tracer;
@@ -185,14 +185,15 @@ impl Recorder {
     }
 
     /// The call's own price wins over the configured table. Without either, nothing is priced
-    /// here: the backend prices the event itself.
+    /// here: the backend prices the event itself (from the provider's reported charge, when
+    /// there is one). A reported charge is the call's total.
     fn price(&self, event: &mut Event) {
         let (provider, model, usage, cache_tokens_in_input, price, cost) = match event {
             Event::Generation(g) => (
                 &g.provider,
                 &g.model,
                 &g.usage,
-                g.cache_tokens_in_input,
+                !g.cache_reporting_exclusive(),
                 &mut g.price,
                 &mut g.cost,
             ),
@@ -216,6 +217,10 @@ impl Recorder {
         if let Some(price) = price {
             let accounting = CacheAccounting::for_call(provider, model, cache_tokens_in_input);
             *cost = Some(price.cost(usage, accounting));
+        }
+        // What the provider says it charged is the bill; the prices only split it.
+        if let (Some(total), Some(priced)) = (usage.cost_usd, *cost) {
+            *cost = Some(Cost::reported(total, Some(priced)));
         }
     }
 }

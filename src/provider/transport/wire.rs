@@ -149,6 +149,21 @@ where
     })
 }
 
+/// An amount in USD as servers write it: a number, or a number in a string. Anything else, or
+/// a negative or non-finite amount, reads as "not stated".
+pub(crate) fn lenient_usd<'de, D>(deserializer: D) -> std::result::Result<Option<f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    let amount = match Value::deserialize(deserializer)? {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    Ok(amount.filter(|usd: &f64| usd.is_finite() && *usd >= 0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

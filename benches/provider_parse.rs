@@ -15,7 +15,8 @@ use bytes::Bytes;
 use futures_util::stream;
 use serde_json::json;
 use traced_llm::provider::__bench::{
-    anthropic_request_body, anthropic_stream, openai_request_body, openai_stream,
+    anthropic_request_body, anthropic_stream, gemini_stream, openai_request_body, openai_stream,
+    responses_stream,
 };
 use traced_llm::types::{Tool, ToolCall};
 use traced_llm::{ChatRequest, ChatStream, Message};
@@ -83,6 +84,46 @@ data: {"type":"message_stop"}"#
 }
 
 /// The body as network reads: one event per read, or fixed-size reads that split events.
+/// A Gemini stream as `streamGenerateContent?alt=sse` sends it: every chunk a whole response
+/// with its cumulative `usageMetadata`.
+fn gemini_body() -> Vec<String> {
+    let tail = r#""modelVersion":"gemini-2.5-flash","responseId":"Ab3dEf0123456789xyz""#;
+    let mut events = Vec::new();
+    for n in 0..CHUNKS - 1 {
+        events.push(format!(
+            r#"data: {{"candidates":[{{"content":{{"parts":[{{"text":" word{n} and"}}],"role":"model"}},"index":0}}],"usageMetadata":{{"promptTokenCount":1200,"candidatesTokenCount":{n},"totalTokenCount":{},"promptTokensDetails":[{{"modality":"TEXT","tokenCount":1200}}],"thoughtsTokenCount":64}},{tail}}}"#,
+            1264 + n
+        ));
+    }
+    events.push(format!(
+        r#"data: {{"candidates":[{{"content":{{"parts":[{{"text":"."}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":1200,"candidatesTokenCount":96,"totalTokenCount":1360,"cachedContentTokenCount":1024,"thoughtsTokenCount":64}},{tail}}}"#
+    ));
+    events.into_iter().map(|event| event + "\r\n\r\n").collect()
+}
+
+/// A Responses API stream: `response.created`, text deltas, `response.completed`.
+fn responses_body() -> Vec<String> {
+    let mut events = vec![
+        r#"event: response.created
+data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_0123456789abcdef","object":"response","created_at":1732000000,"status":"in_progress","model":"gpt-5-mini-2025-08-07","output":[],"usage":null}}"#
+            .to_owned(),
+    ];
+    for n in 0..CHUNKS - 2 {
+        events.push(format!(
+            r#"event: response.output_text.delta
+data: {{"type":"response.output_text.delta","sequence_number":{},"item_id":"msg_0123456789abcdef","output_index":1,"content_index":0,"delta":" word{n} and","logprobs":[]}}"#,
+            n + 1
+        ));
+    }
+    events.push(
+        r#"event: response.completed
+data: {"type":"response.completed","sequence_number":99,"response":{"id":"resp_0123456789abcdef","object":"response","status":"completed","model":"gpt-5-mini-2025-08-07","output":[{"type":"reasoning","id":"rs_1","summary":[]},{"type":"message","id":"msg_0123456789abcdef","role":"assistant","status":"completed","content":[{"type":"output_text","text":"...","annotations":[]}]}],"usage":{"input_tokens":1200,"input_tokens_details":{"cached_tokens":1024},"output_tokens":96,"output_tokens_details":{"reasoning_tokens":64},"total_tokens":1296}}}"#
+            .to_owned(),
+    );
+    assert_eq!(events.len(), CHUNKS);
+    events.into_iter().map(|event| event + "\n\n").collect()
+}
+
 fn reads(events: &[String], read_size: Option<usize>) -> Vec<Bytes> {
     match read_size {
         None => events
@@ -236,6 +277,32 @@ fn main() {
         "anthropic, 50 events, 1 KiB reads",
         anthropic_stream,
         &reads(&anthropic, Some(1024)),
+    );
+    let gemini = gemini_body();
+    let responses = responses_body();
+    measure(
+        &runtime,
+        "gemini, 50 chunks, one per read",
+        gemini_stream,
+        &reads(&gemini, None),
+    );
+    measure(
+        &runtime,
+        "gemini, 50 chunks, 1 KiB reads",
+        gemini_stream,
+        &reads(&gemini, Some(1024)),
+    );
+    measure(
+        &runtime,
+        "responses, 50 events, one per read",
+        responses_stream,
+        &reads(&responses, None),
+    );
+    measure(
+        &runtime,
+        "responses, 50 events, 1 KiB reads",
+        responses_stream,
+        &reads(&responses, Some(1024)),
     );
     for messages in [2, 20] {
         let request = chat_request(messages);

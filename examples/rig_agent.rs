@@ -13,6 +13,7 @@
 #[path = "support/sink.rs"]
 mod support;
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use rig_core::agent::AgentBuilder;
@@ -38,7 +39,9 @@ async fn fake_openai() -> std::io::Result<String> {
                 let mut buffer = [0u8; 4096];
                 // Read the head, then as much body as Content-Length says.
                 loop {
-                    let Ok(read) = socket.read(&mut buffer).await else { return };
+                    let Ok(read) = socket.read(&mut buffer).await else {
+                        return;
+                    };
                     if read == 0 {
                         return;
                     }
@@ -100,7 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The agent run is one trace: its completions are generations inside it.
     let span = recorder.tracer().trace("parcel-agent");
-    let outcome = span.in_scope(agent.prompt("Where is my parcel?")).await;
+    let outcome = span
+        .in_scope(agent.prompt("Where is my parcel?").into_future())
+        .await;
     match &outcome {
         Ok(answer) => {
             eprintln!("{answer}");

@@ -222,6 +222,7 @@ mod rig_fake {
 async fn a_rig_agent_run_is_one_trace_of_generations() {
     use rig_core::agent::AgentBuilder;
     use rig_core::completion::Prompt;
+    use std::future::IntoFuture;
 
     let sink = InMemorySink::new();
     let recorder = Recorder::new(sink.clone());
@@ -232,7 +233,7 @@ async fn a_rig_agent_run_is_one_trace_of_generations() {
     let span = recorder.tracer().trace("support-agent");
     let trace_id = span.trace_id().to_owned();
     let answer = span
-        .in_scope(agent.prompt("Where is my parcel?"))
+        .in_scope(agent.prompt("Where is my parcel?").into_future())
         .await
         .unwrap();
     span.end();

@@ -186,7 +186,7 @@ impl<C: Config> TracedChat<'_, C> {
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
-        let body = serde_json::to_value(&request).unwrap_or(Value::Null);
+        let body = body_of(&request);
         let call = self.client.start(&body, &request.model, false);
         match self.client.inner.chat().create(request).await {
             Ok(response) => {
@@ -218,7 +218,7 @@ impl<C: Config> TracedChat<'_, C> {
                 .get_or_insert_with(ChatCompletionStreamOptions::default);
             options.include_usage = Some(true);
         }
-        let body = serde_json::to_value(&request).unwrap_or(Value::Null);
+        let body = body_of(&request);
         let mut call = self.client.start(&body, &request.model, true);
         match self.client.inner.chat().create_stream(request).await {
             Ok(stream) => {
@@ -323,6 +323,15 @@ impl<C: Config> TracedEmbeddings<'_, C> {
             }
         }
     }
+}
+
+/// The request as the JSON it is sent as. Through the bytes, so that async-openai's `f32`
+/// parameters read as written (`0.2`, not `0.200000003`).
+fn body_of(request: &CreateChatCompletionRequest) -> Value {
+    serde_json::to_vec(request)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// async-openai's error as this crate's, for the event: status, type and code kept.

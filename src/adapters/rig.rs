@@ -4,6 +4,7 @@
 //! ```no_run
 //! use rig_core::agent::AgentBuilder;
 //! use rig_core::completion::Prompt;
+//! use std::future::IntoFuture;
 //! use traced_llm::adapters::rig::TracedCompletionModel;
 //! use traced_llm::record::Recorder;
 //! use traced_llm::trace::Tracer;
@@ -15,7 +16,7 @@
 //!
 //! // One agent run, one trace: its calls are generations inside the span.
 //! let span = recorder.tracer().trace("support-agent");
-//! let answer = span.in_scope(agent.prompt("Where is my parcel?")).await?;
+//! let answer = span.in_scope(agent.prompt("Where is my parcel?").into_future()).await?;
 //! span.end();
 //! println!("{answer}");
 //! # Ok(())

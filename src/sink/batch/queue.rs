@@ -1,0 +1,385 @@
+//! The raw-event queue: bounded in events and in (estimated) bytes, stored in blocks that are
+//! reused, so its memory follows the backlog instead of its largest size so far.
+//!
+//! A capture locks the queue, pushes into the last block and unlocks; it allocates only when
+//! the pool of empty blocks is empty. The worker takes whole blocks (pointer moves under the
+//! lock), turns them into chunks outside it, and hands the emptied blocks back to the pool,
+//! which it keeps stocked with a few blocks whose memory is already touched.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::QueueFullPolicy;
+use crate::event::Event;
+use crate::types::{ContentPart, ImageSource, Message};
+
+/// Events per block: about 90 KB, below the allocator's threshold for a fresh mapping.
+pub(crate) const BLOCK: usize = 128;
+/// Empty blocks kept for reuse at most (about 3 MB); more are freed.
+const MAX_POOL: usize = 32;
+/// Empty, touched blocks the worker keeps ready for captures.
+pub(crate) const READY_BLOCKS: usize = 4;
+
+/// A queued event and its weight in bytes.
+pub(crate) struct Slot {
+    pub(crate) event: Event,
+    weight: u32,
+}
+
+/// Blocks of slots, oldest first.
+pub(crate) type Blocks = VecDeque<VecDeque<Slot>>;
+
+struct Inner {
+    blocks: Blocks,
+    len: usize,
+    bytes: usize,
+    pool: Vec<VecDeque<Slot>>,
+}
+
+/// What `push` did.
+pub(crate) enum Pushed {
+    /// Queued; the new length.
+    Queued(usize),
+    /// Queued after dropping the oldest event; the new length.
+    Evicted(usize),
+    /// Not queued: full.
+    Refused,
+}
+
+/// The queue the handles push into and the worker drains.
+pub(crate) struct EventQueue {
+    inner: Mutex<Inner>,
+    pub(crate) notify: Notify,
+    pub(crate) closed: AtomicBool,
+    /// The queue length at which a capture wakes the worker; the worker sets it.
+    pub(crate) wake_at: AtomicUsize,
+    max_len: usize,
+    max_bytes: usize,
+    policy: QueueFullPolicy,
+}
+
+impl EventQueue {
+    pub(crate) fn new(max_len: usize, max_bytes: usize, policy: QueueFullPolicy) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                blocks: VecDeque::new(),
+                len: 0,
+                bytes: 0,
+                pool: Vec::new(),
+            }),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            wake_at: AtomicUsize::new(1),
+            max_len,
+            max_bytes,
+            policy,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `event`, or gives it back when the queue is full and the policy keeps the old.
+    pub(crate) fn push(&self, event: Event) -> (Pushed, Option<Event>) {
+        let weight = weight(&event).min(u32::MAX as usize) as u32;
+        let mut inner = self.lock();
+        let full = |inner: &Inner| {
+            inner.len >= self.max_len
+                || (inner.len > 0 && inner.bytes + weight as usize > self.max_bytes)
+        };
+        let mut evicted = None;
+        if full(&inner) {
+            if self.policy == QueueFullPolicy::DropNewest {
+                return (Pushed::Refused, Some(event));
+            }
+            while full(&inner) {
+                let Some(old) = inner.pop_front() else { break };
+                evicted = Some(old);
+            }
+        }
+        inner.push_back(Slot { event, weight });
+        let len = inner.len;
+        drop(inner);
+        // The evicted event is freed after the lock is released.
+        match evicted {
+            Some(old) => {
+                drop(old);
+                (Pushed::Evicted(len), None)
+            }
+            None => (Pushed::Queued(len), None),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// Takes the oldest block.
+    pub(crate) fn take_front(&self) -> Option<VecDeque<Slot>> {
+        let mut inner = self.lock();
+        let block = inner.blocks.pop_front()?;
+        let weight: usize = block.iter().map(|slot| slot.weight as usize).sum();
+        inner.len -= block.len();
+        inner.bytes -= weight;
+        Some(block)
+    }
+
+    /// Takes every queued block.
+    pub(crate) fn take_all(&self) -> Blocks {
+        let mut inner = self.lock();
+        inner.len = 0;
+        inner.bytes = 0;
+        std::mem::take(&mut inner.blocks)
+    }
+
+    /// Gives emptied blocks back and keeps [`READY_BLOCKS`] ready, touched outside the lock.
+    pub(crate) fn recycle(&self, mut emptied: Vec<VecDeque<Slot>>) {
+        let missing = READY_BLOCKS.saturating_sub(self.lock().pool.len() + emptied.len());
+        for _ in 0..missing {
+            emptied.push(touched_block());
+        }
+        if emptied.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        while inner.pool.len() < MAX_POOL {
+            match emptied.pop() {
+                Some(block) => inner.pool.push(block),
+                None => break,
+            }
+        }
+        drop(inner);
+        // Blocks beyond the pool are freed here, outside the lock.
+        drop(emptied);
+    }
+}
+
+impl Inner {
+    fn push_back(&mut self, slot: Slot) {
+        self.len += 1;
+        self.bytes += slot.weight as usize;
+        if let Some(last) = self.blocks.back_mut() {
+            if last.len() < BLOCK {
+                last.push_back(slot);
+                return;
+            }
+        }
+        let mut block = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| VecDeque::with_capacity(BLOCK));
+        block.push_back(slot);
+        self.blocks.push_back(block);
+    }
+
+    fn pop_front(&mut self) -> Option<Event> {
+        let first = self.blocks.front_mut()?;
+        let slot = first.pop_front()?;
+        if first.is_empty() {
+            if let Some(block) = self.blocks.pop_front() {
+                if self.pool.len() < MAX_POOL {
+                    self.pool.push(block);
+                }
+            }
+        }
+        self.len -= 1;
+        self.bytes -= slot.weight as usize;
+        Some(slot.event)
+    }
+}
+
+/// An empty block whose memory has been written, so captures into it do not page-fault.
+fn touched_block() -> VecDeque<Slot> {
+    let mut slots: Vec<Slot> = Vec::with_capacity(BLOCK);
+    for slot in slots.spare_capacity_mut() {
+        *slot = std::mem::MaybeUninit::zeroed();
+    }
+    VecDeque::from(slots)
+}
+
+/// What an event costs in memory, roughly: its inline size and the text and JSON it holds.
+pub(crate) fn weight(event: &Event) -> usize {
+    let envelope = event.envelope();
+    let mut bytes = std::mem::size_of::<Event>() + 64;
+    for id in [
+        &envelope.distinct_id,
+        &envelope.trace_id,
+        &envelope.session_id,
+        &envelope.span_id,
+        &envelope.parent_id,
+        &envelope.span_name,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        bytes += id.len() + 16;
+    }
+    if !envelope.properties.is_empty() {
+        bytes += envelope.properties.iter().map(entry_weight).sum::<usize>();
+    }
+    if !envelope.groups.is_empty() {
+        bytes += envelope.groups.iter().map(entry_weight).sum::<usize>();
+    }
+    match event {
+        Event::Generation(generation) => {
+            bytes += generation.model.len() + generation.provider.len() + generation.base_url.len();
+            bytes += generation.input.as_deref().map_or(0, messages_weight);
+            bytes += generation.output.as_deref().map_or(0, parts_weight);
+            for tool in &generation.tools {
+                bytes += 64 + tool.name.len() + tool.description.as_ref().map_or(0, String::len);
+                bytes += value_weight(&tool.parameters);
+            }
+            if !generation.provider_metadata.is_empty() {
+                bytes += generation
+                    .provider_metadata
+                    .iter()
+                    .map(entry_weight)
+                    .sum::<usize>();
+            }
+            bytes += generation.stop_reason.as_ref().map_or(0, String::len);
+            bytes += generation.completion_id.as_ref().map_or(0, String::len);
+            bytes += generation.error.as_ref().map_or(0, |_| 256);
+        }
+        Event::Embedding(embedding) => {
+            bytes += embedding.model.len() + embedding.provider.len() + embedding.base_url.len();
+            bytes += embedding
+                .input
+                .iter()
+                .flatten()
+                .map(|text| text.len() + 24)
+                .sum::<usize>();
+        }
+        Event::Span(span) => {
+            bytes += span.input_state.as_ref().map_or(0, value_weight);
+            bytes += span.output_state.as_ref().map_or(0, value_weight);
+        }
+        Event::Feedback(feedback) => bytes += feedback.text.as_ref().map_or(0, String::len),
+        Event::Metric(metric) => bytes += metric.name.len() + value_weight(&metric.value),
+    }
+    bytes
+}
+
+fn messages_weight(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|message| 64 + parts_weight(&message.content) + message.name.as_ref().map_or(0, String::len))
+        .sum()
+}
+
+fn parts_weight(parts: &[ContentPart]) -> usize {
+    parts
+        .iter()
+        .map(|part| {
+            48 + match part {
+                ContentPart::Text { text } => text.len(),
+                ContentPart::Image { source } => match source {
+                    ImageSource::Url { url } => url.len(),
+                    ImageSource::Base64 { media_type, data } => media_type.len() + data.len(),
+                },
+                ContentPart::ToolCall(call) => call.id.len() + call.name.len() + call.arguments.len(),
+                ContentPart::ToolResult {
+                    tool_call_id,
+                    content,
+                    ..
+                } => tool_call_id.len() + content.len(),
+            }
+        })
+        .sum()
+}
+
+fn entry_weight((key, value): (&String, &Value)) -> usize {
+    key.len() + 32 + value_weight(value)
+}
+
+/// The bytes a JSON value holds, walked without recursion.
+fn value_weight(value: &Value) -> usize {
+    let mut bytes = 0;
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        bytes += 32;
+        match value {
+            Value::String(text) => bytes += text.len(),
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    bytes += key.len() + 32;
+                    stack.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Generation;
+
+    fn event() -> Event {
+        Event::from(Generation::new("gpt-4o-mini", "openai"))
+    }
+
+    #[test]
+    fn bounded_in_count_and_bytes_with_both_policies() {
+        let queue = EventQueue::new(3, usize::MAX, QueueFullPolicy::DropNewest);
+        for _ in 0..3 {
+            assert!(matches!(queue.push(event()).0, Pushed::Queued(_)));
+        }
+        assert!(matches!(queue.push(event()).0, Pushed::Refused));
+        let one = weight(&event());
+        let queue = EventQueue::new(100, 2 * one, QueueFullPolicy::DropOldest);
+        let events: Vec<Event> = (0..3).map(|_| event()).collect();
+        let last = events[2].envelope().uuid;
+        for event in events {
+            queue.push(event);
+        }
+        assert_eq!(queue.len(), 2);
+        let blocks = queue.take_all();
+        let kept: Vec<_> = blocks.iter().flatten().map(|slot| slot.event.envelope().uuid).collect();
+        assert_eq!(kept.last(), Some(&last));
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn one_event_larger_than_the_byte_bound_still_fits_an_empty_queue() {
+        let queue = EventQueue::new(10, 1, QueueFullPolicy::DropNewest);
+        assert!(matches!(queue.push(event()).0, Pushed::Queued(1)));
+        assert!(matches!(queue.push(event()).0, Pushed::Refused));
+    }
+
+    #[test]
+    fn blocks_are_reused() {
+        let queue = EventQueue::new(10_000, usize::MAX, QueueFullPolicy::DropNewest);
+        for _ in 0..(BLOCK * 3 + 1) {
+            queue.push(event());
+        }
+        let blocks = queue.take_all();
+        assert_eq!(blocks.len(), 4);
+        let emptied: Vec<_> = blocks
+            .into_iter()
+            .map(|mut block| {
+                block.clear();
+                block
+            })
+            .collect();
+        queue.recycle(emptied);
+        assert_eq!(queue.lock().pool.len(), 4);
+    }
+
+    #[test]
+    fn weight_follows_content() {
+        let small = weight(&event());
+        let mut generation = Generation::new("gpt-4o-mini", "openai");
+        generation.input = Some(vec![Message::user("x".repeat(10_000))]);
+        assert!(weight(&Event::from(generation)) >= small + 10_000);
+    }
+}

@@ -236,15 +236,17 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// Bytes per request body on `/batch/` as sent, compressed when gzip is on (default
-    /// [`DEFAULT_MAX_BATCH_BYTES`]).
+    /// Bytes per request body as sent, compressed when gzip is on (default
+    /// [`DEFAULT_MAX_BATCH_BYTES`] on `/batch/`, [`DEFAULT_MAX_AI_BATCH_BYTES`] on the AI
+    /// route; a value set here holds on both).
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes;
         self
     }
 
-    /// Per-event budget on `/batch/`, quotes and backslashes counted twice (default
-    /// [`DEFAULT_MAX_EVENT_BYTES`]). Larger events are shrunk to fit; one that cannot be is
+    /// Per-event budget, quotes and backslashes counted twice (default
+    /// [`DEFAULT_MAX_EVENT_BYTES`] on `/batch/`, [`DEFAULT_MAX_AI_EVENT_BYTES`] on the AI
+    /// route; a value set here holds on both). Larger events are shrunk to fit; one that cannot be is
     /// dropped and counted (`dropped_oversize`), never sent to fail its batch.
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = bytes;

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::builder::{Config, PosthogSinkBuilder, DEFAULT_MAX_AI_BATCH_BYTES, DEFAULT_MAX_AI_EVENT_BYTES, DEFAULT_MAX_IN_FLIGHT};
+use super::builder::{
+    Config, PosthogSinkBuilder, DEFAULT_MAX_AI_BATCH_BYTES, DEFAULT_MAX_AI_EVENT_BYTES,
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_IN_FLIGHT,
+};
 use super::encode::{Encoder, Encoding, Limits};
 use super::exporter::{self, PosthogExporter};
 use super::sample;
@@ -85,9 +88,19 @@ impl PosthogSink {
                     event_bytes: config.max_event_bytes,
                     batch_bytes: config.max_batch_bytes,
                 },
+                // Set in code, a limit holds on both routes; by default the AI route has its
+                // own, larger ones.
                 ai: Limits {
-                    event_bytes: DEFAULT_MAX_AI_EVENT_BYTES.max(config.max_event_bytes),
-                    batch_bytes: DEFAULT_MAX_AI_BATCH_BYTES.max(config.max_batch_bytes),
+                    event_bytes: if config.max_event_bytes == DEFAULT_MAX_EVENT_BYTES {
+                        DEFAULT_MAX_AI_EVENT_BYTES
+                    } else {
+                        config.max_event_bytes
+                    },
+                    batch_bytes: if config.max_batch_bytes == DEFAULT_MAX_BATCH_BYTES {
+                        DEFAULT_MAX_AI_BATCH_BYTES
+                    } else {
+                        config.max_batch_bytes
+                    },
                 },
                 sample_rate: config.sample_rate,
             },

@@ -207,7 +207,11 @@ async fn without_gzip_batches_are_cut_by_their_json_bytes() {
     let sizes: Vec<usize> = requests.iter().map(|r| r.events().len()).collect();
     assert_eq!(sizes, [2, 2, 2, 2, 2]);
     for request in &requests {
-        assert!(request.raw_body.len() <= max, "{} bytes", request.raw_body.len());
+        assert!(
+            request.raw_body.len() <= max,
+            "{} bytes",
+            request.raw_body.len()
+        );
     }
     assert_eq!(sorted(&uuids(&server.delivered_events())), sorted(&sent));
 }

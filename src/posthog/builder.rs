@@ -408,11 +408,18 @@ impl PosthogSinkBuilder {
             ));
         }
         if self.max_buffer_age.is_zero() {
-            return Err(Error::builder("posthog: maximum buffer age must not be zero"));
+            return Err(Error::builder(
+                "posthog: maximum buffer age must not be zero",
+            ));
         }
         let retry = self.retry;
-        if retry.initial_backoff.is_zero() || retry.max_backoff.is_zero() || retry.hang_after.is_zero() {
-            return Err(Error::builder("posthog: backoff and hang durations must not be zero"));
+        if retry.initial_backoff.is_zero()
+            || retry.max_backoff.is_zero()
+            || retry.hang_after.is_zero()
+        {
+            return Err(Error::builder(
+                "posthog: backoff and hang durations must not be zero",
+            ));
         }
         let sample_rate = match self.sample_rate {
             Some(rate) if (0.0..=1.0).contains(&rate) => Some(rate),

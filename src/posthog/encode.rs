@@ -152,8 +152,7 @@ impl PosthogPayload {
         let sent_at = humantime::format_rfc3339_millis(now);
         let suffix = format!("],\"sent_at\":\"{sent_at}\"}}");
         if !self.gzip {
-            let mut body =
-                Vec::with_capacity(prefix.plain.len() + self.data.len() + suffix.len());
+            let mut body = Vec::with_capacity(prefix.plain.len() + self.data.len() + suffix.len());
             body.extend_from_slice(&prefix.plain);
             body.extend_from_slice(&self.data);
             body.extend_from_slice(suffix.as_bytes());
@@ -166,7 +165,8 @@ impl PosthogPayload {
         body.extend_from_slice(&prefix.stored);
         body.extend_from_slice(&self.data);
         stored_blocks(suffix.as_bytes(), true, &mut body);
-        let mut crc = crc32fast::Hasher::new_with_initial_len(prefix.crc, prefix.plain.len() as u64);
+        let mut crc =
+            crc32fast::Hasher::new_with_initial_len(prefix.crc, prefix.plain.len() as u64);
         crc.combine(&crc32fast::Hasher::new_with_initial_len(
             self.crc,
             self.plain_len,
@@ -266,8 +266,9 @@ impl PosthogPayload {
         };
         // A file that decodes to other JSON than it claims is corrupt.
         let plain = payload.plain()?;
-        (crc32fast::hash(&plain) == crc && payload.ends.last().copied().map(u64::from) == Some(plain_len))
-            .then_some(())?;
+        (crc32fast::hash(&plain) == crc
+            && payload.ends.last().copied().map(u64::from) == Some(plain_len))
+        .then_some(())?;
         drop(plain);
         Some(payload)
     }
@@ -534,7 +535,8 @@ mod tests {
                 encoding: encoding(gzip, 2_000_000),
             };
             let counters = Counters::default();
-            let payloads = encoder.encode(events(3, |i| format!("q{i}")), |_| Lane::Batch, &counters);
+            let payloads =
+                encoder.encode(events(3, |i| format!("q{i}")), |_| Lane::Batch, &counters);
             assert_eq!(payloads.len(), 1);
             let prefix = Prefix::new("phc_k\"ey");
             let body = payloads[0].body(&prefix, SystemTime::now());

@@ -93,9 +93,15 @@ impl PosthogExporter {
     }
 
     /// The payload's events again, for `/batch/` (its budget applied).
-    fn to_batch_route(&self, payload: &PosthogPayload, counters: &Counters) -> ExportResult<PosthogPayload> {
+    fn to_batch_route(
+        &self,
+        payload: &PosthogPayload,
+        counters: &Counters,
+    ) -> ExportResult<PosthogPayload> {
         match payload.event_jsons() {
-            Some(jsons) => ExportResult::Replace(self.encoder.reencode(jsons, Lane::Batch, counters)),
+            Some(jsons) => {
+                ExportResult::Replace(self.encoder.reencode(jsons, Lane::Batch, counters))
+            }
             None => corrupt(),
         }
     }
@@ -124,7 +130,11 @@ impl PosthogExporter {
             let budget = self.encoder.encoding.limits(Lane::Batch).event_bytes;
             if let Some(jsons) = payload.event_jsons() {
                 if jsons.iter().any(|json| cost(json) > budget) {
-                    return ExportResult::Replace(self.encoder.reencode(jsons, Lane::Batch, counters));
+                    return ExportResult::Replace(self.encoder.reencode(
+                        jsons,
+                        Lane::Batch,
+                        counters,
+                    ));
                 }
             }
         }
@@ -179,7 +189,8 @@ impl Exporter for PosthogExporter {
     type Payload = PosthogPayload;
 
     fn encode(&self, events: Vec<Event>, counters: &Counters) -> Vec<PosthogPayload> {
-        self.encoder.encode(events, |event| self.lane_of(event), counters)
+        self.encoder
+            .encode(events, |event| self.lane_of(event), counters)
     }
 
     async fn export(
@@ -335,4 +346,3 @@ fn network_reason(err: &reqwest::Error) -> String {
         "network error".into()
     }
 }
-

@@ -32,15 +32,12 @@ pub use self::builder::{
     Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_CAPTURE_TIMEOUT,
     DEFAULT_FLUSH_INTERVAL, DEFAULT_HOST, DEFAULT_MAX_AI_BATCH_BYTES, DEFAULT_MAX_AI_EVENT_BYTES,
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BUFFER_AGE, DEFAULT_MAX_BUFFER_BYTES,
-    DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES,
-    DEFAULT_MAX_QUEUE_LEN, DEFAULT_SPOOL_MAX_BYTES, ENV_API_KEY, ENV_HOST, ENV_SAMPLE_RATE,
-    EU_HOST,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_LEN,
+    DEFAULT_SPOOL_MAX_BYTES, ENV_API_KEY, ENV_HOST, ENV_SAMPLE_RATE, EU_HOST,
 };
 #[cfg(feature = "posthog")]
 pub use self::retry::RetryPolicy;
 #[cfg(feature = "posthog")]
 pub use self::sink::PosthogSink;
 #[cfg(feature = "posthog")]
-pub use self::stats::{
-    DeliveryError, DeliveryErrorKind, FlushError, FlushReport, SinkStats,
-};
+pub use self::stats::{DeliveryError, DeliveryErrorKind, FlushError, FlushReport, SinkStats};

@@ -85,7 +85,10 @@ pub(crate) fn cut_id(id: &mut String) -> bool {
     if id.len() <= MAX_ID_CHARS || id.chars().count() <= MAX_ID_CHARS {
         return false;
     }
-    let marker = format!("…[cut {:08x}]", crate::posthog::sample::fnv1a_32(id.as_bytes()));
+    let marker = format!(
+        "…[cut {:08x}]",
+        crate::posthog::sample::fnv1a_32(id.as_bytes())
+    );
     let keep = MAX_ID_CHARS - marker.chars().count();
     let end = id.char_indices().nth(keep).map_or(id.len(), |(at, _)| at);
     id.truncate(end);

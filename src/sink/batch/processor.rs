@@ -545,11 +545,11 @@ struct Flight<P> {
 #[derive(Debug, Clone, Copy)]
 enum Health {
     Up,
-    /// `failures` probes failed; the next may leave at `next_probe`.
+    /// `probes` were sent since the endpoint went down; the next leaves at `next_probe`. A
+    /// probe that hangs does not hold the next one back.
     Down {
-        failures: u32,
+        probes: u32,
         next_probe: Instant,
-        probing: bool,
     },
 }
 
@@ -654,12 +654,7 @@ impl<E: Exporter> Delivery<E> {
     fn next_wake(&self, now: Instant) -> Instant {
         let mut wake = now + AGE_CHECK;
         match self.health {
-            Health::Down {
-                next_probe,
-                probing: false,
-                ..
-            } => wake = wake.min(next_probe),
-            Health::Down { .. } => {}
+            Health::Down { next_probe, .. } => wake = wake.min(next_probe),
             Health::Up => {
                 if let Some(oldest) = self.flights.values().map(|flight| flight.started).min() {
                     wake = wake.min(oldest + self.config.stall_after);
@@ -859,7 +854,13 @@ impl<E: Exporter> Delivery<E> {
 
     /// The next payload to send: spooled ones first, then the oldest in memory.
     fn next_entry(&mut self) -> Option<(Key, Entry<E::Payload>)> {
-        if let Some(key) = self.buffer.keys().next().copied().filter(|key| key.seq == 0) {
+        if let Some(key) = self
+            .buffer
+            .keys()
+            .next()
+            .copied()
+            .filter(|key| key.seq == 0)
+        {
             return self.take(&key).map(|entry| (key, entry));
         }
         while let Some(spool) = self.spool.as_mut() {
@@ -914,20 +915,29 @@ impl<E: Exporter> Delivery<E> {
                     }
                     false
                 }
-                Health::Down {
-                    next_probe,
-                    probing,
-                    ..
-                } => {
-                    if probing || now < next_probe {
+                Health::Down { next_probe, .. } => {
+                    if now < next_probe {
                         return;
                     }
                     true
                 }
             };
-            if probe && self.flights.len() >= self.config.max_in_flight {
-                // Every slot hangs: give the oldest up to make room for the probe.
-                self.cancel_oldest();
+            let nothing_waits =
+                self.buffer.is_empty() && self.spool.as_ref().is_none_or(Spool::is_empty);
+            if probe && (self.flights.len() >= self.config.max_in_flight || nothing_waits) {
+                // Every slot is taken, or only requests in flight are left: give the oldest up
+                // if it hangs, and probe with it; else look again once it would hang.
+                if !self.cancel_stalled(now) {
+                    if let (Health::Down { probes, .. }, Some(oldest)) =
+                        (self.health, self.oldest_flight())
+                    {
+                        self.health = Health::Down {
+                            probes,
+                            next_probe: oldest + self.config.stall_after,
+                        };
+                    }
+                    return;
+                }
             }
             let Some((key, entry)) = self.next_entry() else {
                 return;
@@ -941,10 +951,13 @@ impl<E: Exporter> Delivery<E> {
                 continue;
             }
             self.launch(key, entry, probe, now);
-            if probe {
-                if let Health::Down { probing, .. } = &mut self.health {
-                    *probing = true;
-                }
+            if let Health::Down { probes, .. } = self.health {
+                let probes = probes + 1;
+                let wait = self.backoff(probes, None);
+                self.health = Health::Down {
+                    probes,
+                    next_probe: now + wait,
+                };
                 return;
             }
         }
@@ -988,17 +1001,25 @@ impl<E: Exporter> Delivery<E> {
         );
     }
 
-    /// Cancels the request in flight the longest and puts its payload back.
-    fn cancel_oldest(&mut self) {
-        let Some(id) = self
+    fn oldest_flight(&self) -> Option<Instant> {
+        self.flights.values().map(|flight| flight.started).min()
+    }
+
+    /// Cancels the request in flight the longest, if it hangs, and puts its payload back.
+    fn cancel_stalled(&mut self, now: Instant) -> bool {
+        let Some((id, started)) = self
             .flights
             .iter()
             .min_by_key(|(_, flight)| flight.started)
-            .map(|(id, _)| *id)
+            .map(|(id, flight)| (*id, flight.started))
         else {
-            return;
+            return false;
         };
+        if now.duration_since(started) < self.config.stall_after {
+            return false;
+        }
         self.cancel(id);
+        true
     }
 
     fn cancel(&mut self, id: u64) {
@@ -1031,39 +1052,22 @@ impl<E: Exporter> Delivery<E> {
             ExportResult::Retry { after, reason } => {
                 add(&self.counters.retried, 1);
                 let now = Instant::now();
-                let failures = match self.health {
-                    Health::Up => 1,
-                    Health::Down { failures, .. } if probe => failures + 1,
-                    Health::Down { failures, .. } => failures,
+                let after = after.map(|after| after.min(self.config.max_retry_after));
+                self.health = match self.health {
+                    Health::Up => Health::Down {
+                        probes: 0,
+                        next_probe: now + self.backoff(1, after),
+                    },
+                    // The schedule goes on; a server's `Retry-After` pushes it back.
+                    Health::Down { probes, next_probe } => Health::Down {
+                        probes,
+                        next_probe: next_probe.max(now + after.unwrap_or_default()),
+                    },
                 };
-                let wait = self.backoff(failures, after);
-                let next_probe = match self.health {
-                    Health::Down {
-                        next_probe,
-                        probing,
-                        ..
-                    } if !probe => {
-                        self.health = Health::Down {
-                            failures,
-                            next_probe: next_probe.max(now + after.unwrap_or_default()),
-                            probing,
-                        };
-                        None
-                    }
-                    _ => Some(now + wait),
-                };
-                if let Some(next_probe) = next_probe {
-                    self.health = Health::Down {
-                        failures,
-                        next_probe,
-                        probing: false,
-                    };
-                }
                 tracing::debug!(
                     target: "traced_llm::posthog",
                     sink = self.config.log_target,
-                    failures,
-                    wait_ms = wait.as_millis() as u64,
+                    probe,
                     reason = %reason,
                     "export failed; the payload waits for the endpoint"
                 );
@@ -1074,7 +1078,8 @@ impl<E: Exporter> Delivery<E> {
                 match answered {
                     ExportResult::Delivered => {
                         add(&self.counters.delivered, entry.events as u64);
-                        if let (Some(spool), Some(file)) = (self.spool.as_mut(), entry.file.as_ref())
+                        if let (Some(spool), Some(file)) =
+                            (self.spool.as_mut(), entry.file.as_ref())
                         {
                             spool.remove(file);
                         }
@@ -1083,7 +1088,8 @@ impl<E: Exporter> Delivery<E> {
                     ExportResult::Drop(dropped) => self.drop_entry(key, entry, dropped),
                     ExportResult::Replace(payloads) => {
                         add(&self.counters.split, 1);
-                        if let (Some(spool), Some(file)) = (self.spool.as_mut(), entry.file.as_ref())
+                        if let (Some(spool), Some(file)) =
+                            (self.spool.as_mut(), entry.file.as_ref())
                         {
                             // The pieces live in memory now; the spool copy goes.
                             spool.remove(file);
@@ -1127,9 +1133,8 @@ impl<E: Exporter> Delivery<E> {
             .flights
             .iter()
             .filter(|(_, flight)| {
-                flight.started <= started
-                    && (was_down || now.duration_since(flight.started) > self.config.stall_after)
-                    && now.duration_since(flight.started) > self.config.stall_after
+                (was_down && flight.started <= started)
+                    || now.duration_since(flight.started) > self.config.stall_after
             })
             .map(|(id, _)| *id)
             .collect();
@@ -1149,17 +1154,16 @@ impl<E: Exporter> Delivery<E> {
             .any(|flight| now.duration_since(flight.started) >= self.config.stall_after);
         if stalled {
             self.health = Health::Down {
-                failures: 1,
+                probes: 0,
                 next_probe: now,
-                probing: false,
             };
         }
     }
 
-    /// The wait before the next probe: `initial · 2^(failures-1)`, capped, drawn in its upper
-    /// half, and at least what the server asked (capped).
-    fn backoff(&mut self, failures: u32, after: Option<Duration>) -> Duration {
-        let exp = failures.saturating_sub(1).min(31);
+    /// The wait before the next probe: `initial · 2^(n-1)`, capped, drawn in its upper half,
+    /// and at least what the server asked (capped).
+    fn backoff(&mut self, n: u32, after: Option<Duration>) -> Duration {
+        let exp = n.saturating_sub(1).min(31);
         let ceiling = self
             .config
             .initial_backoff

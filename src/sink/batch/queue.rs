@@ -269,7 +269,9 @@ pub(crate) fn weight(event: &Event) -> usize {
 fn messages_weight(messages: &[Message]) -> usize {
     messages
         .iter()
-        .map(|message| 64 + parts_weight(&message.content) + message.name.as_ref().map_or(0, String::len))
+        .map(|message| {
+            64 + parts_weight(&message.content) + message.name.as_ref().map_or(0, String::len)
+        })
         .sum()
 }
 
@@ -283,7 +285,9 @@ fn parts_weight(parts: &[ContentPart]) -> usize {
                     ImageSource::Url { url } => url.len(),
                     ImageSource::Base64 { media_type, data } => media_type.len() + data.len(),
                 },
-                ContentPart::ToolCall(call) => call.id.len() + call.name.len() + call.arguments.len(),
+                ContentPart::ToolCall(call) => {
+                    call.id.len() + call.name.len() + call.arguments.len()
+                }
                 ContentPart::ToolResult {
                     tool_call_id,
                     content,
@@ -344,7 +348,11 @@ mod tests {
         }
         assert_eq!(queue.len(), 2);
         let blocks = queue.take_all();
-        let kept: Vec<_> = blocks.iter().flatten().map(|slot| slot.event.envelope().uuid).collect();
+        let kept: Vec<_> = blocks
+            .iter()
+            .flatten()
+            .map(|slot| slot.event.envelope().uuid)
+            .collect();
         assert_eq!(kept.last(), Some(&last));
         assert_eq!(queue.len(), 0);
     }

@@ -174,11 +174,7 @@ impl Spool {
             .unwrap_or_default()
             .as_millis() as u64;
         self.next += 1;
-        let stem = format!(
-            "{millis:013}-{:08x}-{:010}",
-            std::process::id(),
-            self.next
-        );
+        let stem = format!("{millis:013}-{:08x}-{:010}", std::process::id(), self.next);
         let mut bytes = Vec::with_capacity(total as usize);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&millis.to_le_bytes());
@@ -270,14 +266,21 @@ mod tests {
             .write(b"second", 4, t0 + Duration::from_secs(1), |_| {})
             .unwrap();
         drop(spool);
-        fs::write(dir.join("0000000000001-garbage.batch"), b"TLLMSPL1 not really").unwrap();
+        fs::write(
+            dir.join("0000000000001-garbage.batch"),
+            b"TLLMSPL1 not really",
+        )
+        .unwrap();
         fs::write(dir.join("0000000000002-partial.tmp"), b"TLLMSPL1").unwrap();
 
         let (mut spool, corrupt) = Spool::open(&dir, 1 << 20).unwrap();
         assert_eq!((corrupt, spool.len()), (2, 2));
         let (file, loaded) = spool.pop().unwrap();
         let loaded = loaded.ok().unwrap();
-        assert_eq!((loaded.payload.as_slice(), loaded.events), (&b"first"[..], 3));
+        assert_eq!(
+            (loaded.payload.as_slice(), loaded.events),
+            (&b"first"[..], 3)
+        );
         assert_eq!(loaded.created, t0);
         spool.remove(&file);
         let (_, loaded) = spool.pop().unwrap();

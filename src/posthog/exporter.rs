@@ -318,11 +318,11 @@ impl Exporter for PosthogExporter {
         }
     }
 
-    fn to_spool(&self, payload: &PosthogPayload) -> Vec<u8> {
+    fn spool_bytes(&self, payload: &PosthogPayload) -> Vec<u8> {
         payload.to_spool()
     }
 
-    fn from_spool(&self, bytes: &[u8]) -> Option<PosthogPayload> {
+    fn unspool(&self, bytes: &[u8]) -> Option<PosthogPayload> {
         PosthogPayload::from_spool(bytes)
     }
 }

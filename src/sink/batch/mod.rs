@@ -124,10 +124,10 @@ pub(crate) trait Exporter: Send + Sync + fmt::Debug + 'static {
     }
 
     /// The payload as the bytes of a spool file.
-    fn to_spool(&self, payload: &Self::Payload) -> Vec<u8>;
+    fn spool_bytes(&self, payload: &Self::Payload) -> Vec<u8>;
 
     /// A payload read back from a spool file, `None` when it is not one.
-    fn from_spool(&self, bytes: &[u8]) -> Option<Self::Payload>;
+    fn unspool(&self, bytes: &[u8]) -> Option<Self::Payload>;
 }
 
 /// The processor's settings.

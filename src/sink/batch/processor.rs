@@ -105,7 +105,7 @@ impl<E: Exporter> BatchProcessor<E> {
             config.max_queue_bytes,
             config.queue_full_policy,
         ));
-        queue.recycle(Vec::new());
+        queue.recycle(Vec::new(), 0);
         queue.wake_at.store(wake_at(&config), Ordering::SeqCst);
         let (control, receiver) = mpsc::unbounded_channel();
         let log_target = config.log_target;
@@ -460,8 +460,10 @@ impl<E: Exporter> Batcher<E> {
     /// stays in the queue, where its bound applies.
     async fn drain(&mut self) -> bool {
         let mut any = false;
+        let mut taken = 0;
         while let Some(mut block) = self.queue.take_front() {
             any = true;
+            taken += 1;
             for slot in block.drain(..) {
                 if *self.abort.borrow() {
                     add(&self.counters.lost_at_shutdown, 1);
@@ -475,7 +477,8 @@ impl<E: Exporter> Batcher<E> {
                     self.send().await;
                 }
             }
-            self.queue.recycle(vec![block]);
+            // As many blocks ready as this drain took: a burst that goes on finds them.
+            self.queue.recycle(vec![block], taken);
         }
         any
     }
@@ -571,6 +574,7 @@ struct Delivery<E: Exporter> {
     shutting_down: bool,
     health: Health,
     next_spooled: u64,
+    next_age_check: Instant,
     jitter: Jitter,
     unauthorized_reported: bool,
 }
@@ -605,6 +609,7 @@ impl<E: Exporter> Delivery<E> {
             shutting_down: false,
             health: Health::Up,
             next_spooled: 0,
+            next_age_check: Instant::now(),
             jitter: Jitter::new(),
             unauthorized_reported: false,
         }
@@ -652,7 +657,7 @@ impl<E: Exporter> Delivery<E> {
     }
 
     fn next_wake(&self, now: Instant) -> Instant {
-        let mut wake = now + AGE_CHECK;
+        let mut wake = self.next_age_check.max(now);
         match self.health {
             Health::Down { next_probe, .. } => wake = wake.min(next_probe),
             Health::Up => {
@@ -756,7 +761,7 @@ impl<E: Exporter> Delivery<E> {
             return;
         }
         if let Some(spool) = self.spool.as_mut() {
-            let bytes = self.exporter.to_spool(&entry.payload);
+            let bytes = self.exporter.spool_bytes(&entry.payload);
             let counters = &self.counters;
             let mut evicted = 0u64;
             let written = spool.write(&bytes, entry.events, entry.created, |events| {
@@ -825,17 +830,32 @@ impl<E: Exporter> Delivery<E> {
         self.resolve(key);
     }
 
-    /// Drops payloads past the maximum age, wherever they wait.
+    /// Drops buffered payloads past the maximum age, at most once per [`AGE_CHECK`]. Payloads
+    /// in the spool are checked when they are read back.
     fn expire(&mut self, now: Instant) {
-        let _ = now;
+        if now < self.next_age_check {
+            return;
+        }
+        self.next_age_check = now + AGE_CHECK.min(self.config.max_age / 4);
         let max_age = self.config.max_age;
         let wall = SystemTime::now();
-        let expired: Vec<Key> = self
-            .buffer
-            .iter()
-            .filter(|(_, entry)| wall.duration_since(entry.created).unwrap_or_default() > max_age)
-            .map(|(key, _)| *key)
-            .collect();
+        let too_old = |entry: &Entry<E::Payload>| {
+            wall.duration_since(entry.created).unwrap_or_default() > max_age
+        };
+        // Keys follow creation, so the old ones come first; pieces put back may be younger than
+        // later keys, so a few young ones are looked past.
+        let mut young = 0;
+        let mut expired = Vec::new();
+        for (key, entry) in &self.buffer {
+            if too_old(entry) {
+                expired.push(*key);
+            } else {
+                young += 1;
+                if young > 2 * self.config.max_in_flight {
+                    break;
+                }
+            }
+        }
         for key in expired {
             if let Some(entry) = self.take(&key) {
                 self.drop_entry(
@@ -869,7 +889,7 @@ impl<E: Exporter> Delivery<E> {
             };
             let payload = loaded
                 .ok()
-                .and_then(|loaded| Some((self.exporter.from_spool(&loaded.payload)?, loaded)));
+                .and_then(|loaded| Some((self.exporter.unspool(&loaded.payload)?, loaded)));
             let Some((payload, loaded)) = payload else {
                 add(&self.counters.spool_corrupt, 1);
                 tracing::warn!(

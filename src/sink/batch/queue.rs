@@ -19,10 +19,11 @@ use crate::types::{ContentPart, ImageSource, Message};
 
 /// Events per block: about 90 KB, below the allocator's threshold for a fresh mapping.
 pub(crate) const BLOCK: usize = 128;
-/// Empty blocks kept for reuse at most (about 3 MB); more are freed.
-const MAX_POOL: usize = 32;
-/// Empty, touched blocks the worker keeps ready for captures.
-pub(crate) const READY_BLOCKS: usize = 4;
+/// Empty blocks kept for reuse at most (about 5.5 MB); more are freed.
+const MAX_POOL: usize = 48;
+/// Empty, touched blocks the worker keeps ready for captures at least; after a burst, as many
+/// as it took in its last drain (up to [`MAX_POOL`]), so the next burst finds them touched.
+pub(crate) const READY_BLOCKS: usize = 16;
 
 /// A queued event and its weight in bytes.
 pub(crate) struct Slot {
@@ -35,6 +36,8 @@ pub(crate) type Blocks = VecDeque<VecDeque<Slot>>;
 
 struct Inner {
     blocks: Blocks,
+    /// The weight of each block, beside it.
+    weights: VecDeque<usize>,
     len: usize,
     bytes: usize,
     pool: Vec<VecDeque<Slot>>,
@@ -67,6 +70,7 @@ impl EventQueue {
         Self {
             inner: Mutex::new(Inner {
                 blocks: VecDeque::new(),
+                weights: VecDeque::new(),
                 len: 0,
                 bytes: 0,
                 pool: Vec::new(),
@@ -125,7 +129,7 @@ impl EventQueue {
     pub(crate) fn take_front(&self) -> Option<VecDeque<Slot>> {
         let mut inner = self.lock();
         let block = inner.blocks.pop_front()?;
-        let weight: usize = block.iter().map(|slot| slot.weight as usize).sum();
+        let weight = inner.weights.pop_front().unwrap_or(0);
         inner.len -= block.len();
         inner.bytes -= weight;
         Some(block)
@@ -136,12 +140,15 @@ impl EventQueue {
         let mut inner = self.lock();
         inner.len = 0;
         inner.bytes = 0;
+        inner.weights.clear();
         std::mem::take(&mut inner.blocks)
     }
 
-    /// Gives emptied blocks back and keeps [`READY_BLOCKS`] ready, touched outside the lock.
-    pub(crate) fn recycle(&self, mut emptied: Vec<VecDeque<Slot>>) {
-        let missing = READY_BLOCKS.saturating_sub(self.lock().pool.len() + emptied.len());
+    /// Gives emptied blocks back and keeps `ready` (at least [`READY_BLOCKS`]) ready, touched
+    /// outside the lock.
+    pub(crate) fn recycle(&self, mut emptied: Vec<VecDeque<Slot>>, ready: usize) {
+        let ready = ready.clamp(READY_BLOCKS, MAX_POOL);
+        let missing = ready.saturating_sub(self.lock().pool.len() + emptied.len());
         for _ in 0..missing {
             emptied.push(touched_block());
         }
@@ -165,8 +172,9 @@ impl Inner {
     fn push_back(&mut self, slot: Slot) {
         self.len += 1;
         self.bytes += slot.weight as usize;
-        if let Some(last) = self.blocks.back_mut() {
+        if let (Some(last), Some(weight)) = (self.blocks.back_mut(), self.weights.back_mut()) {
             if last.len() < BLOCK {
+                *weight += slot.weight as usize;
                 last.push_back(slot);
                 return;
             }
@@ -175,6 +183,7 @@ impl Inner {
             .pool
             .pop()
             .unwrap_or_else(|| VecDeque::with_capacity(BLOCK));
+        self.weights.push_back(slot.weight as usize);
         block.push_back(slot);
         self.blocks.push_back(block);
     }
@@ -182,7 +191,11 @@ impl Inner {
     fn pop_front(&mut self) -> Option<Event> {
         let first = self.blocks.front_mut()?;
         let slot = first.pop_front()?;
+        if let Some(weight) = self.weights.front_mut() {
+            *weight -= slot.weight as usize;
+        }
         if first.is_empty() {
+            self.weights.pop_front();
             if let Some(block) = self.blocks.pop_front() {
                 if self.pool.len() < MAX_POOL {
                     self.pool.push(block);
@@ -379,8 +392,10 @@ mod tests {
                 block
             })
             .collect();
-        queue.recycle(emptied);
-        assert_eq!(queue.lock().pool.len(), 4);
+        queue.recycle(emptied, 0);
+        assert_eq!(queue.lock().pool.len(), READY_BLOCKS);
+        queue.recycle(Vec::new(), READY_BLOCKS + 6);
+        assert_eq!(queue.lock().pool.len(), READY_BLOCKS + 6);
     }
 
     #[test]

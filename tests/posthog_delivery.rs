@@ -14,7 +14,8 @@ use traced_llm::posthog::{
     DeliveryError, DeliveryErrorKind, Endpoint, PosthogSink, PosthogSinkBuilder, RetryPolicy,
 };
 use traced_llm::sink::Sink;
-use traced_llm::{ContentPart, Message, Usage};
+use traced_llm::types::{ContentPart, Usage};
+use traced_llm::Message;
 
 use support::capture_server::{Answer, CaptureServer, Rule};
 
@@ -23,12 +24,14 @@ const LONG: Duration = Duration::from_secs(3600);
 const WAIT: Duration = Duration::from_secs(30);
 const AI_ROUTE: &str = "/i/v0/ai/batch/";
 
-/// Fast probes, so outages in tests last milliseconds.
+/// Fast probes, so outages in tests last milliseconds. A request counts as hanging only after
+/// 10 s: on a loaded machine a slow answer must not be taken for a hang (and its batch sent
+/// twice) except in the test about hanging.
 fn fast() -> RetryPolicy {
     RetryPolicy::new()
         .initial_backoff(Duration::from_millis(20))
         .max_backoff(Duration::from_millis(100))
-        .hang_after(Duration::from_millis(200))
+        .hang_after(Duration::from_secs(10))
 }
 
 fn builder_for(url: &str) -> PosthogSinkBuilder {
@@ -118,6 +121,14 @@ fn assert_delivered_once(server: &CaptureServer, expected: &[String]) {
     assert_eq!(sorted(delivered), sorted(expected.to_vec()));
 }
 
+/// Every expected uuid delivered, and nothing else; a batch whose request was cancelled while
+/// the server was answering it may arrive twice (its events carry their uuids for that).
+fn assert_delivered_at_least_once(server: &CaptureServer, expected: &[String]) {
+    let delivered: HashSet<String> = uuids(&server.delivered_events()).into_iter().collect();
+    let expected: HashSet<String> = expected.iter().cloned().collect();
+    assert_eq!(delivered, expected);
+}
+
 fn reports() -> (
     Arc<Mutex<Vec<DeliveryError>>>,
     impl Fn(&DeliveryError) + Send + Sync + 'static,
@@ -179,6 +190,7 @@ async fn a_hanging_server_is_probed_and_hung_requests_are_cancelled_on_recovery(
     // A request timeout far longer than the test: recovery must not wait for it.
     let sink = builder(&server)
         .batch_size(5)
+        .retry_policy(fast().hang_after(Duration::from_millis(200)))
         .request_timeout(Duration::from_secs(600))
         .build()
         .unwrap();
@@ -194,7 +206,7 @@ async fn a_hanging_server_is_probed_and_hung_requests_are_cancelled_on_recovery(
     server.set_hanging(false);
     let report = flush.await.unwrap().unwrap();
     assert_eq!((report.delivered, report.dropped), (40, 0));
-    assert_delivered_once(&server, &sent);
+    assert_delivered_at_least_once(&server, &sent);
     assert_eq!(sink.stats().queued, 0);
 }
 

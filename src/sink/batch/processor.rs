@@ -1143,8 +1143,9 @@ impl<E: Exporter> Delivery<E> {
         }
     }
 
-    /// An answer came: the endpoint is up. Requests that have hung since before it started
-    /// are cancelled and sent again.
+    /// An answer came: the endpoint is up. When it was down, requests that have hung since
+    /// before this one started are cancelled and sent again (a slow request while it was up is
+    /// left alone: cancelling it could only duplicate it).
     fn endpoint_up(&mut self, started: Instant) {
         let was_down = matches!(self.health, Health::Down { .. });
         self.health = Health::Up;
@@ -1153,8 +1154,9 @@ impl<E: Exporter> Delivery<E> {
             .flights
             .iter()
             .filter(|(_, flight)| {
-                (was_down && flight.started <= started)
-                    || now.duration_since(flight.started) > self.config.stall_after
+                was_down
+                    && flight.started <= started
+                    && now.duration_since(flight.started) >= self.config.stall_after
             })
             .map(|(id, _)| *id)
             .collect();

@@ -12,6 +12,7 @@
 //! then the CRC-32 of the three (combined, never recomputed over the whole) and the length.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -274,6 +275,21 @@ impl PosthogPayload {
     }
 }
 
+thread_local! {
+    /// A compressor kept per encoder thread: making one allocates and clears a few hundred KB.
+    static COMPRESSOR: RefCell<Option<Compress>> = const { RefCell::new(None) };
+}
+
+fn take_compressor() -> Compress {
+    COMPRESSOR
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_else(|| Compress::new(Compression::new(GZIP_LEVEL), false))
+}
+
+fn give_back(compress: Compress) {
+    COMPRESSOR.with(|slot| *slot.borrow_mut() = Some(compress));
+}
+
 /// Fills payloads of one lane up to the count and the compressed-size cap.
 struct Builder<'a> {
     encoding: &'a Encoding,
@@ -337,9 +353,7 @@ impl<'a> Builder<'a> {
             self.data.extend_from_slice(bytes);
             return;
         }
-        let compress = self
-            .compress
-            .get_or_insert_with(|| Compress::new(Compression::new(GZIP_LEVEL), false));
+        let compress = self.compress.get_or_insert_with(take_compressor);
         let before = self.data.len();
         deflate(compress, bytes, &mut self.data, FlushCompress::None);
         if self.data.len() > before {
@@ -373,7 +387,11 @@ impl<'a> Builder<'a> {
 
     fn finish(mut self) -> Vec<PosthogPayload> {
         self.seal();
-        self.out
+        // Reset at each seal: ready for the next payload on this thread.
+        if let Some(compress) = self.compress.take() {
+            give_back(compress);
+        }
+        std::mem::take(&mut self.out)
     }
 }
 

@@ -19,11 +19,11 @@ use crate::types::{ContentPart, ImageSource, Message};
 
 /// Events per block: about 90 KB, below the allocator's threshold for a fresh mapping.
 pub(crate) const BLOCK: usize = 128;
-/// Empty blocks kept for reuse at most (about 5.5 MB); more are freed.
+/// Empty blocks kept for reuse at most (about 5 MB); more are freed.
 const MAX_POOL: usize = 48;
 /// Empty, touched blocks the worker keeps ready for captures at least; after a burst, as many
 /// as it took in its last drain (up to [`MAX_POOL`]), so the next burst finds them touched.
-pub(crate) const READY_BLOCKS: usize = 16;
+pub(crate) const READY_BLOCKS: usize = 8;
 
 /// A queued event and its weight in bytes.
 pub(crate) struct Slot {
@@ -210,7 +210,9 @@ impl Inner {
 
 /// An empty block whose memory has been written, so captures into it do not page-fault.
 fn touched_block() -> VecDeque<Slot> {
-    let mut slots: Vec<Slot> = Vec::with_capacity(BLOCK);
+    // Hidden from the optimizer, which would otherwise turn allocating and zeroing into one
+    // `calloc` of fresh pages that nothing touches (so captures would fault after all).
+    let mut slots: Vec<Slot> = std::hint::black_box(Vec::with_capacity(BLOCK));
     for slot in slots.spare_capacity_mut() {
         *slot = std::mem::MaybeUninit::zeroed();
     }

@@ -249,8 +249,13 @@ fn w3(events: usize, queue: Option<usize>) {
         ),
     }
     println!(
-        "  delivered {delivered} of {events} ({} dropped) in {:.0} ms: {:.0} events/s delivered",
+        "  delivered {delivered} of {events} ({} dropped: {} queue full, {} buffer full, {} rejected, {} oversize; {} retried) in {:.0} ms: {:.0} events/s delivered",
         stats.dropped(),
+        stats.dropped_queue_full,
+        stats.dropped_buffer_full,
+        stats.dropped_rejected,
+        stats.dropped_oversize,
+        stats.retried,
         total.as_secs_f64() * 1e3,
         delivered as f64 / total.as_secs_f64()
     );

@@ -421,7 +421,7 @@ impl Encoder {
     /// `events` as payloads, each event in `lane_of(event)`.
     pub(crate) fn encode(
         &self,
-        events: Vec<Event>,
+        events: impl IntoIterator<Item = Event>,
         lane_of: impl Fn(&Event) -> Lane,
         counters: &Counters,
     ) -> Vec<PosthogPayload> {

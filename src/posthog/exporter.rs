@@ -188,7 +188,11 @@ fn corrupt() -> ExportResult<PosthogPayload> {
 impl Exporter for PosthogExporter {
     type Payload = PosthogPayload;
 
-    fn encode(&self, events: Vec<Event>, counters: &Counters) -> Vec<PosthogPayload> {
+    fn encode(
+        &self,
+        events: impl Iterator<Item = Event>,
+        counters: &Counters,
+    ) -> Vec<PosthogPayload> {
         self.encoder
             .encode(events, |event| self.lane_of(event), counters)
     }

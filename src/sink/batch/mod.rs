@@ -7,7 +7,7 @@
 //! | the processor ([`processor`]) | the exporter ([`Exporter`]) |
 //! |---|---|
 //! | the raw-event queue, bounded in events and bytes ([`queue`]) | turning events into encoded, compressed payloads |
-//! | batching by count and by the flush interval | what one request is, and what its answer means |
+//! | batching by count (a queue block is a batch) and by the flush interval | what one request is, and what its answer means |
 //! | the outage buffer of payloads: bounded in bytes and age, sent in order | retry, split, re-route or drop, per answer |
 //! | capped exponential backoff, probes while requests hang, cancelling them on recovery | its own size limits and routes |
 //! | flush and shutdown with their deadlines ([`control`]), the spool ([`spool`]) | how a payload is written to and read from the spool |
@@ -106,9 +106,13 @@ pub(crate) trait Exporter: Send + Sync + fmt::Debug + 'static {
     /// One encoded request body and what the exporter needs to split or re-send it.
     type Payload: Payload;
 
-    /// Encodes a chunk of events into payloads, in order. Events that cannot be sent are
-    /// counted in `counters` and left out.
-    fn encode(&self, events: Vec<Event>, counters: &Counters) -> Vec<Self::Payload>;
+    /// Encodes a chunk of events (at most a batch's worth) into payloads, in order. Events
+    /// that cannot be sent are counted in `counters` and left out.
+    fn encode(
+        &self,
+        events: impl Iterator<Item = Event>,
+        counters: &Counters,
+    ) -> Vec<Self::Payload>;
 
     /// Sends one payload. `attempt` counts earlier tries of this payload (0 for the first).
     fn export(

@@ -14,7 +14,7 @@
 //!   first answer that shows the endpoint up cancels the requests still hanging, puts their
 //!   payloads back in order, and resumes full speed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant as TokioInstant;
 
 use super::control::{deadline_after, Control, Outcome, Slot};
-use super::queue::{EventQueue, Pushed};
+use super::queue::{self, EventQueue, Pushed};
 use super::spool::{OpenError, Spool, SpoolFile};
 use super::stats::{add, set, Counters};
 use super::{BatchConfig, DropCause, Dropped, ExportResult, Exporter, Payload};
@@ -47,6 +47,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 const IDLE_POLLS: u32 = 10;
 /// How often the delivery task looks for payloads past their maximum age.
 const AGE_CHECK: Duration = Duration::from_secs(1);
+/// With a spool, the part of shutdown's timeout kept for writing what is left to disk (a
+/// quarter of it, at most this), so that it is on disk when shutdown returns.
+const SPOOL_RESERVE: Duration = Duration::from_secs(1);
 
 /// Why the processor could not start.
 #[derive(Debug)]
@@ -104,6 +107,7 @@ impl<E: Exporter> BatchProcessor<E> {
             config.max_queue_len,
             config.max_queue_bytes,
             config.queue_full_policy,
+            config.batch_size,
         ));
         queue.recycle(Vec::new(), 0);
         queue.wake_at.store(wake_at(&config), Ordering::SeqCst);
@@ -267,13 +271,13 @@ impl<E: Exporter> Worker<E> {
             abort_tx,
             Arc::clone(&queue),
             shutdown_tx,
+            spool.is_some(),
         ));
         let batcher = Batcher {
             config: Arc::clone(&config),
             exporter: Arc::clone(&exporter),
             counters: Arc::clone(&counters),
             queue: Arc::clone(&queue),
-            chunk: Vec::new(),
             next_seq: 1,
             permits: Arc::new(Semaphore::new(ENCODERS)),
             msgs: msgs_tx,
@@ -341,6 +345,7 @@ async fn control_loop(
     abort: watch::Sender<bool>,
     queue: Arc<EventQueue>,
     shutdown: oneshot::Sender<(Slot, Duration)>,
+    spooling: bool,
 ) {
     let (deadline, timeout, reply) = loop {
         match control.recv().await {
@@ -376,9 +381,15 @@ async fn control_loop(
     let slot = Slot::new(reply);
     let _ = shutdown.send((slot.clone(), timeout));
     let _ = requests.send(Request::Shutdown);
-    tokio::time::sleep_until(TokioInstant::from_std(deadline)).await;
+    let reserve = if spooling {
+        (timeout / 4).min(SPOOL_RESERVE)
+    } else {
+        Duration::ZERO
+    };
+    let stop_at = deadline.checked_sub(reserve).unwrap_or(deadline);
+    tokio::time::sleep_until(TokioInstant::from_std(stop_at)).await;
     let _ = abort.send(true);
-    tokio::time::sleep(ABORT_GRACE).await;
+    tokio::time::sleep_until(TokioInstant::from_std(deadline) + ABORT_GRACE).await;
     slot.fill(Outcome::TimedOut(timeout));
 }
 
@@ -388,7 +399,6 @@ struct Batcher<E: Exporter> {
     exporter: Arc<E>,
     counters: Arc<Counters>,
     queue: Arc<EventQueue>,
-    chunk: Vec<Event>,
     next_seq: u64,
     permits: Arc<Semaphore>,
     msgs: mpsc::UnboundedSender<Msg<E::Payload>>,
@@ -406,13 +416,13 @@ impl<E: Exporter> Batcher<E> {
         let queue = Arc::clone(&self.queue);
         let mut idle_polls = 0;
         loop {
-            if self.drain().await {
+            if self.drain(true).await {
                 idle_polls = 0;
             }
             let notified = queue.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if queue.len() >= threshold {
+            if queue.len() >= threshold && queue.has_full_block() {
                 continue;
             }
             // Idle for a while: stop polling and let the next capture wake the worker.
@@ -428,8 +438,7 @@ impl<E: Exporter> Batcher<E> {
             tokio::select! {
                 biased;
                 request = requests.recv() => {
-                    self.drain().await;
-                    self.seal().await;
+                    self.drain(false).await;
                     match request {
                         Some(Request::Flush(slot)) => {
                             let _ = self.msgs.send(Msg::Flush { before: self.next_seq, slot });
@@ -443,8 +452,7 @@ impl<E: Exporter> Batcher<E> {
                 () = &mut notified => {}
                 _ = poll.tick(), if !asleep => idle_polls += 1,
                 _ = ticker.tick() => {
-                    self.drain().await;
-                    self.seal().await;
+                    self.drain(false).await;
                 }
             }
             if asleep {
@@ -455,45 +463,30 @@ impl<E: Exporter> Batcher<E> {
         }
     }
 
-    /// Moves everything queued into chunks, sending each full one. Says whether there was
-    /// anything. Blocks are taken one at a time, so while the encoders are busy the backlog
-    /// stays in the queue, where its bound applies.
-    async fn drain(&mut self) -> bool {
+    /// Hands every full block (every block, the last partial one included, unless
+    /// `full_only`) to the encoders. Says whether there was anything. Blocks are taken one at a
+    /// time, so while the encoders are busy the backlog stays in the queue, where its bound
+    /// applies.
+    async fn drain(&mut self, full_only: bool) -> bool {
         let mut any = false;
         let mut taken = 0;
-        while let Some(mut block) = self.queue.take_front() {
+        while let Some(block) = self.queue.take_front(full_only) {
             any = true;
             taken += 1;
-            for slot in block.drain(..) {
-                if *self.abort.borrow() {
-                    add(&self.counters.lost_at_shutdown, 1);
-                    continue;
-                }
-                if self.chunk.capacity() == 0 {
-                    self.chunk.reserve_exact(self.config.batch_size);
-                }
-                self.chunk.push(slot.event);
-                if self.chunk.len() >= self.config.batch_size {
-                    self.send().await;
-                }
+            if *self.abort.borrow() {
+                add(&self.counters.lost_at_shutdown, block.len() as u64);
+                self.queue.recycle(vec![block], 0);
+                continue;
             }
-            // As many blocks ready as this drain took: a burst that goes on finds them.
-            self.queue.recycle(vec![block], taken);
+            self.send(block, taken).await;
         }
         any
     }
 
-    /// Sends the partial chunk, if any.
-    async fn seal(&mut self) {
-        if !self.chunk.is_empty() {
-            self.send().await;
-        }
-    }
-
-    /// Encodes the chunk on the blocking pool ([`ENCODERS`] at once) while this task goes on
-    /// taking events off the queue.
-    async fn send(&mut self) {
-        let chunk = std::mem::take(&mut self.chunk);
+    /// Encodes a block on the blocking pool ([`ENCODERS`] at once) while this task goes on
+    /// taking blocks off the queue; the encoder gives the emptied block back, and keeps as many
+    /// ready as this drain has taken so far, so a burst that goes on finds them touched.
+    async fn send(&mut self, mut block: VecDeque<queue::Slot>, taken: usize) {
         let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
             return;
         };
@@ -501,17 +494,19 @@ impl<E: Exporter> Batcher<E> {
         self.next_seq += 1;
         let _ = self.msgs.send(Msg::Registered {
             seq,
-            events: chunk.len(),
+            events: block.len(),
         });
         let exporter = Arc::clone(&self.exporter);
         let counters = Arc::clone(&self.counters);
+        let queue = Arc::clone(&self.queue);
         let msgs = self.msgs.clone();
         tokio::task::spawn_blocking(move || {
-            let payloads = exporter.encode(chunk, &counters);
+            let payloads = exporter.encode(block.drain(..).map(|slot| slot.event), &counters);
             let _ = msgs.send(Msg::Encoded { seq, payloads });
             drop(permit);
+            queue.recycle(vec![block], taken);
         });
-        // Let the delivery task and the deadline timers run between chunks.
+        // Let the delivery task and the deadline timers run between blocks.
         tokio::task::yield_now().await;
     }
 }

@@ -1,10 +1,11 @@
 //! The raw-event queue: bounded in events and in (estimated) bytes, stored in blocks that are
 //! reused, so its memory follows the backlog instead of its largest size so far.
 //!
-//! A capture locks the queue, pushes into the last block and unlocks; it allocates only when
-//! the pool of empty blocks is empty. The worker takes whole blocks (pointer moves under the
-//! lock), turns them into chunks outside it, and hands the emptied blocks back to the pool,
-//! which it keeps stocked with a few blocks whose memory is already touched.
+//! A block holds one batch's worth of events, so it is handed to an encoder as it is, without
+//! copying an event. A capture locks the queue, pushes into the last block and unlocks; it
+//! allocates only when the pool of empty blocks is empty. The worker takes whole blocks
+//! (pointer moves under the lock); the encoders give the emptied blocks back to the pool, which
+//! is kept stocked with blocks whose memory is already touched.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -17,13 +18,13 @@ use super::QueueFullPolicy;
 use crate::event::Event;
 use crate::types::{ContentPart, ImageSource, Message};
 
-/// Events per block: about 90 KB, below the allocator's threshold for a fresh mapping.
-pub(crate) const BLOCK: usize = 128;
-/// Empty blocks kept for reuse at most (about 5 MB); more are freed.
-const MAX_POOL: usize = 48;
-/// Empty, touched blocks the worker keeps ready for captures at least; after a burst, as many
-/// as it took in its last drain (up to [`MAX_POOL`]), so the next burst finds them touched.
-pub(crate) const READY_BLOCKS: usize = 8;
+/// Events per block at most, whatever the batch size.
+pub(crate) const MAX_BLOCK: usize = 1024;
+/// Bytes of empty blocks kept for reuse at most; more are freed.
+const MAX_POOL_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of empty, touched blocks kept ready for captures at least; after a burst, as many
+/// blocks as the last drain took (up to [`MAX_POOL_BYTES`]), so the next burst finds them.
+const READY_BYTES: usize = 768 * 1024;
 
 /// A queued event and its weight in bytes.
 pub(crate) struct Slot {
@@ -63,10 +64,25 @@ pub(crate) struct EventQueue {
     max_len: usize,
     max_bytes: usize,
     policy: QueueFullPolicy,
+    /// Events per block.
+    block: usize,
+    /// Blocks kept ready at least, and pooled at most.
+    ready: usize,
+    max_pool: usize,
 }
 
 impl EventQueue {
-    pub(crate) fn new(max_len: usize, max_bytes: usize, policy: QueueFullPolicy) -> Self {
+    /// A queue in blocks of `block` events (the batch size), at most [`MAX_BLOCK`] and never
+    /// more than the queue holds, so that a block can always fill.
+    pub(crate) fn new(
+        max_len: usize,
+        max_bytes: usize,
+        policy: QueueFullPolicy,
+        block: usize,
+    ) -> Self {
+        let block = block.min(max_len).clamp(1, MAX_BLOCK);
+        let block_bytes = block * std::mem::size_of::<Slot>();
+        let max_pool = (MAX_POOL_BYTES / block_bytes).max(2);
         Self {
             inner: Mutex::new(Inner {
                 blocks: VecDeque::new(),
@@ -81,6 +97,9 @@ impl EventQueue {
             max_len,
             max_bytes,
             policy,
+            block,
+            ready: (READY_BYTES / block_bytes).clamp(1, max_pool),
+            max_pool,
         }
     }
 
@@ -104,11 +123,13 @@ impl EventQueue {
                 return (Pushed::Refused, Some(event));
             }
             while full(&inner) {
-                let Some(old) = inner.pop_front() else { break };
+                let Some(old) = inner.pop_front(self.max_pool) else {
+                    break;
+                };
                 evicted = Some(old);
             }
         }
-        inner.push_back(Slot { event, weight });
+        inner.push_back(Slot { event, weight }, self);
         let len = inner.len;
         drop(inner);
         // The evicted event is freed after the lock is released.
@@ -125,9 +146,20 @@ impl EventQueue {
         self.lock().len
     }
 
-    /// Takes the oldest block.
-    pub(crate) fn take_front(&self) -> Option<VecDeque<Slot>> {
+    /// Whether a full block waits.
+    pub(crate) fn has_full_block(&self) -> bool {
+        self.lock()
+            .blocks
+            .front()
+            .is_some_and(|block| block.len() >= self.block)
+    }
+
+    /// Takes the oldest block; only when it is full if `full_only`.
+    pub(crate) fn take_front(&self, full_only: bool) -> Option<VecDeque<Slot>> {
         let mut inner = self.lock();
+        if full_only && inner.blocks.front()?.len() < self.block {
+            return None;
+        }
         let block = inner.blocks.pop_front()?;
         let weight = inner.weights.pop_front().unwrap_or(0);
         inner.len -= block.len();
@@ -144,19 +176,19 @@ impl EventQueue {
         std::mem::take(&mut inner.blocks)
     }
 
-    /// Gives emptied blocks back and keeps `ready` (at least [`READY_BLOCKS`]) ready, touched
-    /// outside the lock.
+    /// Gives emptied blocks back and keeps `ready` blocks (at least the queue's minimum) ready,
+    /// touched outside the lock.
     pub(crate) fn recycle(&self, mut emptied: Vec<VecDeque<Slot>>, ready: usize) {
-        let ready = ready.clamp(READY_BLOCKS, MAX_POOL);
+        let ready = ready.clamp(self.ready, self.max_pool);
         let missing = ready.saturating_sub(self.lock().pool.len() + emptied.len());
         for _ in 0..missing {
-            emptied.push(touched_block());
+            emptied.push(touched_block(self.block));
         }
         if emptied.is_empty() {
             return;
         }
         let mut inner = self.lock();
-        while inner.pool.len() < MAX_POOL {
+        while inner.pool.len() < self.max_pool {
             match emptied.pop() {
                 Some(block) => inner.pool.push(block),
                 None => break,
@@ -169,11 +201,11 @@ impl EventQueue {
 }
 
 impl Inner {
-    fn push_back(&mut self, slot: Slot) {
+    fn push_back(&mut self, slot: Slot, queue: &EventQueue) {
         self.len += 1;
         self.bytes += slot.weight as usize;
         if let (Some(last), Some(weight)) = (self.blocks.back_mut(), self.weights.back_mut()) {
-            if last.len() < BLOCK {
+            if last.len() < queue.block {
                 *weight += slot.weight as usize;
                 last.push_back(slot);
                 return;
@@ -182,13 +214,13 @@ impl Inner {
         let mut block = self
             .pool
             .pop()
-            .unwrap_or_else(|| VecDeque::with_capacity(BLOCK));
+            .unwrap_or_else(|| VecDeque::with_capacity(queue.block));
         self.weights.push_back(slot.weight as usize);
         block.push_back(slot);
         self.blocks.push_back(block);
     }
 
-    fn pop_front(&mut self) -> Option<Event> {
+    fn pop_front(&mut self, max_pool: usize) -> Option<Event> {
         let first = self.blocks.front_mut()?;
         let slot = first.pop_front()?;
         if let Some(weight) = self.weights.front_mut() {
@@ -197,7 +229,7 @@ impl Inner {
         if first.is_empty() {
             self.weights.pop_front();
             if let Some(block) = self.blocks.pop_front() {
-                if self.pool.len() < MAX_POOL {
+                if self.pool.len() < max_pool {
                     self.pool.push(block);
                 }
             }
@@ -209,10 +241,10 @@ impl Inner {
 }
 
 /// An empty block whose memory has been written, so captures into it do not page-fault.
-fn touched_block() -> VecDeque<Slot> {
+fn touched_block(block: usize) -> VecDeque<Slot> {
     // Hidden from the optimizer, which would otherwise turn allocating and zeroing into one
     // `calloc` of fresh pages that nothing touches (so captures would fault after all).
-    let mut slots: Vec<Slot> = std::hint::black_box(Vec::with_capacity(BLOCK));
+    let mut slots: Vec<Slot> = std::hint::black_box(Vec::with_capacity(block));
     for slot in slots.spare_capacity_mut() {
         *slot = std::mem::MaybeUninit::zeroed();
     }
@@ -349,13 +381,13 @@ mod tests {
 
     #[test]
     fn bounded_in_count_and_bytes_with_both_policies() {
-        let queue = EventQueue::new(3, usize::MAX, QueueFullPolicy::DropNewest);
+        let queue = EventQueue::new(3, usize::MAX, QueueFullPolicy::DropNewest, 2);
         for _ in 0..3 {
             assert!(matches!(queue.push(event()).0, Pushed::Queued(_)));
         }
         assert!(matches!(queue.push(event()).0, Pushed::Refused));
         let one = weight(&event());
-        let queue = EventQueue::new(100, 2 * one, QueueFullPolicy::DropOldest);
+        let queue = EventQueue::new(100, 2 * one, QueueFullPolicy::DropOldest, 2);
         let events: Vec<Event> = (0..3).map(|_| event()).collect();
         let last = events[2].envelope().uuid;
         for event in events {
@@ -374,19 +406,21 @@ mod tests {
 
     #[test]
     fn one_event_larger_than_the_byte_bound_still_fits_an_empty_queue() {
-        let queue = EventQueue::new(10, 1, QueueFullPolicy::DropNewest);
+        let queue = EventQueue::new(10, 1, QueueFullPolicy::DropNewest, 100);
         assert!(matches!(queue.push(event()).0, Pushed::Queued(1)));
         assert!(matches!(queue.push(event()).0, Pushed::Refused));
     }
 
     #[test]
     fn blocks_are_reused() {
-        let queue = EventQueue::new(10_000, usize::MAX, QueueFullPolicy::DropNewest);
-        for _ in 0..(BLOCK * 3 + 1) {
+        let queue = EventQueue::new(10_000, usize::MAX, QueueFullPolicy::DropNewest, 100);
+        for _ in 0..301 {
             queue.push(event());
         }
+        assert_eq!(queue.take_front(true).map(|block| block.len()), Some(100));
         let blocks = queue.take_all();
-        assert_eq!(blocks.len(), 4);
+        assert_eq!(blocks.len(), 3);
+        assert!(queue.take_front(false).is_none());
         let emptied: Vec<_> = blocks
             .into_iter()
             .map(|mut block| {
@@ -395,9 +429,9 @@ mod tests {
             })
             .collect();
         queue.recycle(emptied, 0);
-        assert_eq!(queue.lock().pool.len(), READY_BLOCKS);
-        queue.recycle(Vec::new(), READY_BLOCKS + 6);
-        assert_eq!(queue.lock().pool.len(), READY_BLOCKS + 6);
+        assert_eq!(queue.lock().pool.len(), queue.ready);
+        queue.recycle(Vec::new(), queue.ready + 6);
+        assert_eq!(queue.lock().pool.len(), queue.ready + 6);
     }
 
     #[test]

@@ -170,7 +170,9 @@ impl PosthogSink {
 
     /// Flushes, then stops the worker, and says what happened since the previous flush; what
     /// is undelivered at the deadline is spooled (with a spool) or dropped and counted, and
-    /// later captures are counted as dropped.
+    /// later captures are counted as dropped. With a spool, delivery stops a quarter of the
+    /// timeout (at most 1 s) before the deadline, so that what is left is on disk when this
+    /// returns.
     ///
     /// # Errors
     /// As [`flush`](Self::flush); [`FlushError::AlreadyShutdown`] on a second call.

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod event;
+pub mod flags;
 mod model;
 pub mod posthog;
 pub mod pricing;
@@ -18,6 +19,8 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
+#[cfg(feature = "__http")]
+mod util;
 
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
@@ -40,4 +43,6 @@ fn _assert_impls() {
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();
+    send_sync::<flags::FlagSnapshot>();
+    send_sync::<flags::Exposures>();
 }

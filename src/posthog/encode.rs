@@ -432,7 +432,7 @@ impl Encoder {
             let lane = lane_of(&event);
             let mut changed = size::prepare(&mut event);
             if let Some(rate) = self.encoding.sample_rate {
-                if event.envelope().trace_id.is_some() {
+                if event.envelope().trace_id.is_some() && super::sample::applies_to(&event) {
                     insert_sample_rate(&mut event, rate);
                 }
             }

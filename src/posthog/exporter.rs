@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use super::builder::{ApiKey, Config, Endpoint, ErrorCallback};
+use super::builder::{Config, Endpoint, ErrorCallback};
 use super::encode::{cost, Encoder, Lane, PosthogPayload, Prefix};
 use super::format::event_name;
 use super::retry::parse_retry_after;
@@ -24,12 +24,12 @@ use super::stats::{DeliveryError, DeliveryErrorKind};
 use crate::event::Event;
 use crate::sink::batch::stats::add;
 use crate::sink::batch::{Counters, DropCause, Dropped, ExportResult, Exporter};
+use crate::util::http::{build_client, ClientSettings, Failure};
+use crate::util::secret::Secret;
 
 const LOG_TARGET: &str = "traced_llm::posthog";
 /// The longest server reason handed on.
 const MAX_REASON_CHARS: usize = 200;
-/// What stands in for the project key in a server's reason.
-const REDACTED: &str = "[redacted]";
 /// A body at least this large whose connection is reset is taken as too large: a server that
 /// answers 413 before reading the body often closes the connection under the client.
 pub(crate) const LARGE_UPLOAD: usize = 256 * 1024;
@@ -44,7 +44,7 @@ pub(crate) struct PosthogExporter {
     ai_route: AtomicBool,
     prefix: Prefix,
     encoder: Encoder,
-    api_key: ApiKey,
+    api_key: Secret,
     gzip: bool,
     on_error: Option<ErrorCallback>,
     /// The last refusal of the key, for the next flush to name.
@@ -162,12 +162,7 @@ impl PosthogExporter {
             Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
         };
         // Redact before cutting: a key straddling the cut would otherwise survive in part.
-        let key = self.api_key.expose();
-        let text = if !key.is_empty() && text.contains(key) {
-            text.replace(key, REDACTED)
-        } else {
-            text
-        };
+        let text = self.api_key.redact(&text);
         text.chars().take(MAX_REASON_CHARS).collect()
     }
 }
@@ -270,7 +265,10 @@ impl Exporter for PosthogExporter {
                     }),
                 }
             }
-            Err(err) if !err.is_connect() && !err.is_timeout() && size >= LARGE_UPLOAD => {
+            Err(err)
+                if matches!(Failure::of(&err), Failure::Request | Failure::Other)
+                    && size >= LARGE_UPLOAD =>
+            {
                 // Reset right after a large upload: the server most likely refused its size.
                 if events > 1 {
                     self.split(payload, counters)
@@ -333,20 +331,18 @@ impl Exporter for PosthogExporter {
 
 /// Builds the HTTP client: one connection pool for the sink's life.
 pub(crate) fn client(config: &Config) -> crate::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .connect_timeout(config.request_timeout)
-        .user_agent(concat!("traced-llm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| crate::Error::builder(format!("posthog: cannot build HTTP client: {err}")))
+    build_client(ClientSettings {
+        timeout: Some(config.request_timeout),
+        ..ClientSettings::new(config.request_timeout)
+    })
+    .map_err(|err| err.with_provider("posthog"))
 }
 
 fn network_reason(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "request timed out".into()
-    } else if err.is_connect() {
-        "connection failed".into()
-    } else {
-        "network error".into()
+    match Failure::of(err) {
+        Failure::Timeout => "request timed out",
+        Failure::Connect => "connection failed",
+        Failure::Request | Failure::Other => "network error",
     }
+    .into()
 }

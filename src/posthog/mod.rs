@@ -7,17 +7,29 @@
 //!   background thread: a generic batch processor (queue, batching, outage buffer, flush and
 //!   shutdown) over a PostHog exporter (encoding with the size guard, HTTP, what each answer
 //!   means).
+//! - [`flags`] (feature `flags`) evaluates PostHog feature flags, locally or remotely, for A/B
+//!   tests of model parameters; [`prompts`] (feature `prompts`) fetches managed prompts.
 
 mod format;
 
 pub use self::format::{capture_event, event_name, CaptureEvent, LIB_NAME, LIB_VERSION};
 
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod api;
 #[cfg(feature = "posthog")]
 mod builder;
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod cache;
 #[cfg(feature = "posthog")]
 mod encode;
 #[cfg(feature = "posthog")]
 mod exporter;
+#[cfg(feature = "flags")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flags")))]
+pub mod flags;
+#[cfg(feature = "prompts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prompts")))]
+pub mod prompts;
 #[cfg(feature = "posthog")]
 mod retry;
 #[cfg(feature = "posthog")]
@@ -27,6 +39,8 @@ mod sink;
 #[cfg(feature = "posthog")]
 mod stats;
 
+#[cfg(any(feature = "flags", feature = "prompts"))]
+pub use self::api::ENV_PERSONAL_API_KEY;
 #[cfg(feature = "posthog")]
 pub use self::builder::{
     Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_CAPTURE_TIMEOUT,

@@ -13,6 +13,11 @@ pub(crate) fn fnv1a_32(bytes: &[u8]) -> u32 {
     })
 }
 
+/// Whether sampling applies to `event`: the `$ai_*` events only.
+pub(crate) fn applies_to(event: &crate::event::Event) -> bool {
+    super::format::event_name(event).starts_with("$ai_")
+}
+
 /// Whether the trace named `trace_id` is kept at `rate`.
 pub(crate) fn keeps(trace_id: &str, rate: f64) -> bool {
     f64::from(fnv1a_32(trace_id.as_bytes())) / 4_294_967_296.0 < rate

@@ -246,7 +246,10 @@ impl Sink for PosthogSink {
     /// trace sampling leaves it out (counted) before it is queued.
     fn capture(&self, event: Event) {
         if let Some(rate) = self.handle.config.sample_rate {
-            if let Some(trace_id) = event.envelope().trace_id.as_deref() {
+            // Only `$ai_*` events are sampled, as PostHog proposed: an exposure or an exception
+            // linked to a trace is always sent.
+            let trace_id = event.envelope().trace_id.as_deref();
+            if let Some(trace_id) = trace_id.filter(|_| sample::applies_to(&event)) {
                 if !sample::keeps(trace_id, rate) {
                     add(&self.handle.counters.sampled_out, 1);
                     return;

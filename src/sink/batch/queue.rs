@@ -309,6 +309,10 @@ pub(crate) fn weight(event: &Event) -> usize {
         }
         Event::Feedback(feedback) => bytes += feedback.text.as_ref().map_or(0, String::len),
         Event::Metric(metric) => bytes += metric.name.len() + value_weight(&metric.value),
+        Event::FlagExposure(exposure) => bytes += exposure.key.len() + 128,
+        Event::Exception(exception) => {
+            bytes += 512 + exception.model.as_ref().map_or(0, String::len);
+        }
     }
     bytes
 }

@@ -19,7 +19,6 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
-#[cfg(feature = "__http")]
 mod util;
 
 pub use crate::error::{Error, Result};

@@ -436,7 +436,6 @@ async fn without_error_tracking_no_exception_is_sent() {
 #[tokio::test]
 async fn exposures_and_flagged_generations_reach_the_batch_endpoint() {
     use traced_llm::flags::{FlagRequest, FlagSource};
-    use traced_llm::posthog::flags::PosthogFlags;
     use traced_llm::posthog::PosthogSink;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -515,6 +514,7 @@ async fn exposures_and_flagged_generations_reach_the_batch_endpoint() {
 
 /// A builder whose host is plain http, so the tests need no TLS feature; every test that talks
 /// to a server sets that server's host after it.
+#[cfg(feature = "flags")]
 fn builder() -> traced_llm::posthog::flags::PosthogFlagsBuilder {
-    PosthogFlags::builder().host("http://127.0.0.1:9")
+    traced_llm::posthog::flags::PosthogFlags::builder().host("http://127.0.0.1:9")
 }

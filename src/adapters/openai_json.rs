@@ -114,28 +114,28 @@ pub(crate) fn tools(body: &Value) -> Vec<Tool> {
 /// The sampling parameters of a Chat Completions request body.
 pub(crate) fn parameters(body: &Value, stream: bool) -> ModelParameters {
     let number = |key: &str| body.get(key).and_then(Value::as_f64);
-    let mut parameters = ModelParameters::default();
-    parameters.temperature = number("temperature");
-    parameters.top_p = number("top_p");
-    parameters.frequency_penalty = number("frequency_penalty");
-    parameters.presence_penalty = number("presence_penalty");
-    parameters.max_tokens = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64)
-        .and_then(|tokens| u32::try_from(tokens).ok());
-    parameters.seed = body.get("seed").and_then(Value::as_i64);
-    parameters.stop = match body.get("stop") {
-        Some(Value::String(stop)) => vec![stop.clone()],
-        Some(Value::Array(stops)) => stops
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    parameters.stream = stream;
-    parameters
+    ModelParameters {
+        temperature: number("temperature"),
+        top_p: number("top_p"),
+        frequency_penalty: number("frequency_penalty"),
+        presence_penalty: number("presence_penalty"),
+        max_tokens: body
+            .get("max_completion_tokens")
+            .or_else(|| body.get("max_tokens"))
+            .and_then(Value::as_u64)
+            .and_then(|tokens| u32::try_from(tokens).ok()),
+        seed: body.get("seed").and_then(Value::as_i64),
+        stop: match body.get("stop") {
+            Some(Value::String(stop)) => vec![stop.clone()],
+            Some(Value::Array(stops)) => stops
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        },
+        stream,
+    }
 }
 
 #[cfg(test)]

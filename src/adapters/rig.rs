@@ -144,11 +144,13 @@ impl<M: CompletionModel> CompletionModel for TracedCompletionModel<M> {
             .iter()
             .map(|tool| Tool::new(&tool.name, &tool.description, tool.parameters.clone()))
             .collect();
-        let mut parameters = ModelParameters::default();
-        parameters.temperature = request.temperature;
-        parameters.max_tokens = request
-            .max_tokens
-            .and_then(|tokens| u32::try_from(tokens).ok());
+        let parameters = ModelParameters {
+            temperature: request.temperature,
+            max_tokens: request
+                .max_tokens
+                .and_then(|tokens| u32::try_from(tokens).ok()),
+            ..ModelParameters::default()
+        };
         let model = request.model.clone().unwrap_or_else(|| self.model.clone());
         let call = self.recorder.start(
             CallInfo::new(&model, &self.provider)

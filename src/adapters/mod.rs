@@ -12,7 +12,7 @@
 
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
-#[cfg(any(feature = "async-openai", feature = "rig"))]
+#[cfg(feature = "async-openai")]
 mod openai_json;
 #[cfg(feature = "rig")]
 pub mod rig;

@@ -127,9 +127,9 @@ pub mod __bench {
 
     use super::transport::sse::decode_stream;
     use super::transport::ErrorScope;
-    use crate::ChatStream;
     #[cfg(any(feature = "openai", feature = "anthropic"))]
     use crate::ChatRequest;
+    use crate::ChatStream;
 
     /// Parses an OpenAI event stream from memory through the providers' own path.
     #[cfg(feature = "openai")]

@@ -24,7 +24,7 @@ use crate::{LlmModel, Result};
 /// The response id (`resp_…`) is the completion id (`$ai_completion_id`); pass it on as
 /// `previous_response_id` in the next request's [`extra`](ChatRequest::extra) to continue a
 /// conversation server-side. Function tools and calls map to the neutral tools and
-/// [`ToolCall`](crate::ToolCall)s; reasoning summaries stream as reasoning. Usage reads
+/// [`ToolCall`](crate::types::ToolCall)s; reasoning summaries stream as reasoning. Usage reads
 /// `input_tokens_details.cached_tokens` (inside the input tokens) and
 /// `output_tokens_details.reasoning_tokens` (inside the output tokens); every `web_search_call`
 /// in the output counts one web search. The finish reason is the response's `status`

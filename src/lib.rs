@@ -7,6 +7,8 @@ pub mod context;
 mod error;
 pub mod event;
 mod model;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod posthog;
 pub mod pricing;
 #[cfg(any(feature = "openai", feature = "anthropic"))]

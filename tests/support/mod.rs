@@ -4,4 +4,6 @@
 pub mod capture_server;
 pub mod events;
 pub mod http;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod sse_server;

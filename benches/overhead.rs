@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::Criterion;
-use futures_util::StreamExt;
 use traced_llm::sink::InMemorySink;
 use traced_llm::testing::ScriptedModel;
+use traced_llm::types::Usage;
 use traced_llm::{
-    CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel, Usage,
+    CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel,
 };
 
 const CHUNKS: usize = 50;

@@ -22,7 +22,8 @@ use traced_llm::event::{Envelope, Event, Generation};
 use traced_llm::posthog::capture_event;
 use traced_llm::posthog::PosthogSink;
 use traced_llm::sink::Sink;
-use traced_llm::{ContentPart, Message, Usage};
+use traced_llm::types::{ContentPart, Usage};
+use traced_llm::Message;
 
 const W4_SHUTDOWN: Duration = Duration::from_secs(2);
 

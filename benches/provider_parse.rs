@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
 use traced_llm::provider::__bench::{anthropic_stream, openai_stream};
 use traced_llm::ChatStream;
 

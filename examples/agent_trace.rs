@@ -19,9 +19,8 @@ use traced_llm::posthog;
 use traced_llm::posthog::PosthogSink;
 use traced_llm::sink::{Fanout, InMemorySink, JsonlSink};
 use traced_llm::testing::ScriptedModel;
-use traced_llm::{
-    ChatRequest, ChatResponse, ContentPart, LlmModel, Message, Tool, ToolCall, TracedModel, Usage,
-};
+use traced_llm::types::{ContentPart, Tool, ToolCall, Usage};
+use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
 
 const MODEL: &str = "gpt-4o-mini";
 

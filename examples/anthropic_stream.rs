@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use traced_llm::provider::Anthropic;
 use traced_llm::sink::JsonlSink;
 use traced_llm::{ChatRequest, LlmModel, Message, StreamEvent, TracedModel};

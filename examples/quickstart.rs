@@ -13,13 +13,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use traced_llm::posthog::PosthogSink;
 use traced_llm::provider::OpenAi;
 use traced_llm::sink::{Fanout, JsonlSink};
 use traced_llm::testing::ScriptedModel;
+use traced_llm::types::Usage;
 use traced_llm::{
-    CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel, Usage,
+    CallContext, ChatRequest, ChatResponse, LlmModel, Message, StreamEvent, TracedModel,
 };
 
 /// A stand-in for a real provider: answers one call, then streams the next.

@@ -178,6 +178,7 @@ impl Error {
     /// provider's type and code, and the text of its cause) with `[redacted]`. Providers call it
     /// with their own key, because error bodies sometimes echo it back.
     #[must_use]
+    #[allow(dead_code)] // the providers' shared transport calls it
     pub(crate) fn redact_secret(mut self, secret: &str) -> Self {
         let secret = secret.trim();
         if secret.is_empty() {
@@ -389,6 +390,7 @@ impl fmt::Display for Error {
 }
 
 /// What stands in for a secret in any text.
+#[allow(dead_code)]
 const REDACTED: &str = "[redacted]";
 
 /// `error` and its causes, joined with `: `.

@@ -3,7 +3,6 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod context;
 mod error;
 pub mod event;
 mod model;
@@ -13,23 +12,22 @@ pub mod posthog;
 pub mod pricing;
 #[cfg(any(feature = "openai", feature = "anthropic"))]
 pub mod provider;
+pub mod record;
 pub mod redact;
 pub mod sink;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;
-mod traced;
+pub mod traced;
 pub mod types;
 
-pub use crate::context::CallContext;
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
-pub use crate::trace::{Span, Tracer};
-pub use crate::traced::{TracedModel, TracedModelBuilder, TracedStream};
-pub use crate::types::{
-    ChatRequest, ChatResponse, ChatStream, ContentPart, Message, Role, StreamEvent, Tool, ToolCall,
-    Usage,
-};
+pub use crate::record::CallContext;
+pub use crate::traced::TracedModel;
+pub use crate::types::{ChatRequest, ChatResponse, ChatStream, Message, StreamEvent};
+/// Re-exported so an [`LlmModel`] can be implemented without adding `async-trait` yourself.
+pub use async_trait::async_trait;
 
 /// Compile-time checks that the types users move across tasks stay `Send` and `Sync`.
 #[allow(dead_code)]
@@ -38,7 +36,9 @@ fn _assert_impls() {
     fn send<T: Send>() {}
     send_sync::<TracedModel<Box<dyn LlmModel>>>();
     send_sync::<TracedModel<std::sync::Arc<dyn LlmModel>>>();
-    send::<TracedStream>();
+    send::<record::TracedStream>();
+    send_sync::<record::Recorder>();
+    send::<record::CallInProgress>();
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();

@@ -3,7 +3,7 @@
 //! Privacy mode is all or nothing: no input, no output. A [`Redactor`] keeps the content but
 //! masks what must not leave the process, such as e-mail addresses or card numbers. It runs on
 //! every text of an event's content — message texts, tool-call arguments, tool results, span
-//! states, embedding inputs, feedback text — before the event reaches any sink. Privacy mode
+//! states, embedding inputs, feedback text, error messages — before the event reaches any sink. Privacy mode
 //! still wins: content it removed is never handed to the redactor.
 
 use serde_json::Value;
@@ -38,8 +38,18 @@ impl<F: Fn(&mut String) + Send + Sync> Redactor for F {
     }
 }
 
-/// Runs `redactor` over every content text of `event`.
-pub fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
+/// Runs `redactor` over every content text of `event`, and over the error message, since
+/// provider error messages echo prompts.
+pub(crate) fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
+    let error = match event {
+        Event::Generation(generation) => generation.error.as_mut(),
+        Event::Embedding(embedding) => embedding.error.as_mut(),
+        Event::Span(span) => span.error.as_mut(),
+        Event::Feedback(_) | Event::Metric(_) => None,
+    };
+    if let Some(message) = error.and_then(|error| error.message.as_mut()) {
+        redactor.redact(message);
+    }
     match event {
         Event::Generation(generation) => {
             for message in generation.input.iter_mut().flatten() {

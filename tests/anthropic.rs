@@ -8,10 +8,8 @@ use serde_json::{json, Value};
 use traced_llm::posthog::capture_event;
 use traced_llm::provider::{Anthropic, DEFAULT_ANTHROPIC_VERSION, DEFAULT_MAX_TOKENS};
 use traced_llm::sink::InMemorySink;
-use traced_llm::{
-    ChatRequest, ChatResponse, ContentPart, LlmModel, Message, Result, StreamEvent, Tool, ToolCall,
-    TracedModel, Usage,
-};
+use traced_llm::types::{ContentPart, Tool, ToolCall, Usage};
+use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, Result, StreamEvent, TracedModel};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

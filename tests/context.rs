@@ -7,9 +7,8 @@ use support::events::{capture_json, properties};
 use traced_llm::event::Event;
 use traced_llm::sink::{InMemorySink, Sink};
 use traced_llm::testing::ScriptedModel;
-use traced_llm::{
-    CallContext, ChatRequest, ChatResponse, ContentPart, Error, LlmModel, Message, TracedModel,
-};
+use traced_llm::types::ContentPart;
+use traced_llm::{CallContext, ChatRequest, ChatResponse, Error, LlmModel, Message, TracedModel};
 
 fn answering(text: &str) -> ScriptedModel {
     ScriptedModel::new().respond(ChatResponse::text_response(text))
@@ -116,17 +115,18 @@ async fn custom_properties_override_the_crates_but_never_the_error_fields() {
 #[tokio::test]
 async fn privacy_mode_hides_content_and_keeps_the_numbers() {
     let sink = InMemorySink::new();
-    let model = TracedModel::new(
+    let model = TracedModel::builder(
         ScriptedModel::new()
             .respond(
                 ChatResponse::text_response("secret answer")
-                    .with_usage(traced_llm::Usage::new(7, 2)),
+                    .with_usage(traced_llm::types::Usage::new(7, 2)),
             )
             .respond(ChatResponse::text_response("public answer"))
             .respond(ChatResponse::text_response("secret again")),
-        sink.clone(),
     )
-    .with_privacy_mode(true);
+    .sink(sink.clone())
+    .privacy_mode(true)
+    .build();
     let ask = |context| {
         ChatRequest::new("m")
             .message(Message::user("my secret question"))
@@ -200,7 +200,7 @@ async fn tool_messages_keep_their_call_ids() {
     let model = TracedModel::new(answering("It is sunny."), sink.clone());
     let request = ChatRequest::new("gpt-4o").messages([
         Message::user("Weather in Paris?"),
-        Message::assistant_tool_calls([traced_llm::ToolCall::new(
+        Message::assistant_tool_calls([traced_llm::types::ToolCall::new(
             "call_1",
             "get_weather",
             "{\"city\":\"Paris\"}",
@@ -250,5 +250,5 @@ fn traced_boxed_models_and_their_streams_are_send() {
     assert_send(&stream);
     fn assert_stream_send<S: futures_core::Stream + Send>() {}
     assert_stream_send::<traced_llm::ChatStream>();
-    assert_stream_send::<traced_llm::TracedStream>();
+    assert_stream_send::<traced_llm::record::TracedStream>();
 }

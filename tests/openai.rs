@@ -11,10 +11,8 @@ use traced_llm::posthog::capture_event;
 use traced_llm::provider::OpenAi;
 use traced_llm::sink::InMemorySink;
 use traced_llm::types::EmbeddingRequest;
-use traced_llm::{
-    ChatRequest, ChatResponse, ContentPart, LlmModel, Message, Result, StreamEvent, Tool, ToolCall,
-    TracedModel, Usage,
-};
+use traced_llm::types::{ContentPart, Tool, ToolCall, Usage};
+use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, Result, StreamEvent, TracedModel};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -15,7 +15,8 @@ use traced_llm::posthog::{
 };
 use traced_llm::sink::{Sink, SinkError};
 use traced_llm::testing::ScriptedModel;
-use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel, Usage};
+use traced_llm::types::Usage;
+use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
 
 use support::capture_server::{Answer, CaptureServer};
 
@@ -46,7 +47,9 @@ fn generation(n: usize) -> Event {
         Message::system("You are terse."),
         Message::user(format!("question {n}")),
     ]);
-    generation.output = Some(vec![traced_llm::ContentPart::text(format!("answer {n}"))]);
+    generation.output = Some(vec![traced_llm::types::ContentPart::text(format!(
+        "answer {n}"
+    ))]);
     generation.usage = Usage::new(10 + n as u64, 3);
     generation.latency = Duration::from_millis(250);
     Event::from(generation)
@@ -552,7 +555,7 @@ async fn an_oversized_event_arrives_shrunk_under_budget_with_counts_intact() {
             "iVBORw0KGgo1".repeat(20_000)
         )),
     ]);
-    generation.output = Some(vec![traced_llm::ContentPart::text(quoted)]);
+    generation.output = Some(vec![traced_llm::types::ContentPart::text(quoted)]);
     generation.usage = Usage::new(150_000, 2_000).with_cache_read(1_000);
     generation.latency = Duration::from_millis(4321);
     generation.error = Some(traced_llm::event::ErrorInfo::new(

@@ -11,11 +11,10 @@ use traced_llm::event::{Event, Feedback, Metric};
 use traced_llm::pricing::{ModelPrice, PriceTable};
 use traced_llm::sink::{Fanout, InMemorySink};
 use traced_llm::testing::ScriptedModel;
-use traced_llm::trace::DROPPED_SPAN_ERROR;
+
+use traced_llm::types::Usage;
 use traced_llm::types::{EmbeddingRequest, EmbeddingResponse};
-use traced_llm::{
-    CallContext, ChatRequest, ChatResponse, Error, LlmModel, Message, TracedModel, Usage,
-};
+use traced_llm::{CallContext, ChatRequest, ChatResponse, Error, LlmModel, Message, TracedModel};
 
 fn ask(text: &str) -> ChatRequest {
     ChatRequest::new("gpt-4o-mini").message(Message::user(text))
@@ -170,7 +169,7 @@ async fn a_generation_directly_in_a_trace_has_the_trace_as_parent() {
 #[tokio::test]
 async fn a_span_whose_task_is_cancelled_is_sent_as_an_error() {
     let sink = InMemorySink::new();
-    let tracer = traced_llm::Tracer::new(sink.clone());
+    let tracer = traced_llm::trace::Tracer::new(sink.clone());
     let trace = tracer.trace("long_job");
     let step = trace.child("waiting_forever");
     let task = tokio::spawn(async move {
@@ -186,7 +185,10 @@ async fn a_span_whose_task_is_cancelled_is_sent_as_an_error() {
     assert_eq!(events[0]["event"], "$ai_span");
     assert_eq!(prop(&events[0], "$ai_span_name"), "waiting_forever");
     assert_eq!(prop(&events[0], "$ai_is_error"), true);
-    assert_eq!(prop(&events[0], "$ai_error"), DROPPED_SPAN_ERROR);
+    assert_eq!(
+        prop(&events[0], "$ai_error"),
+        "span dropped before it was ended (task cancelled or panicked)"
+    );
     assert_eq!(events[1]["event"], "$ai_trace");
     assert_eq!(prop(&events[1], "$ai_is_error"), false);
 }
@@ -194,7 +196,7 @@ async fn a_span_whose_task_is_cancelled_is_sent_as_an_error() {
 #[tokio::test]
 async fn a_span_unwound_by_a_panic_is_sent_as_an_error() {
     let sink = InMemorySink::new();
-    let tracer = traced_llm::Tracer::new(sink.clone());
+    let tracer = traced_llm::trace::Tracer::new(sink.clone());
     let task = tokio::spawn({
         let tracer = tracer.clone();
         async move {
@@ -206,13 +208,16 @@ async fn a_span_unwound_by_a_panic_is_sent_as_an_error() {
     let events = captured(&sink);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event"], "$ai_trace");
-    assert_eq!(prop(&events[0], "$ai_error"), DROPPED_SPAN_ERROR);
+    assert_eq!(
+        prop(&events[0], "$ai_error"),
+        "span dropped before it was ended (task cancelled or panicked)"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_span_carries_the_error() {
     let sink = InMemorySink::new();
-    let tracer = traced_llm::Tracer::new(sink.clone());
+    let tracer = traced_llm::trace::Tracer::new(sink.clone());
     let trace = tracer.trace("agent");
     trace.child("tool").fail("tool timed out after 30 s");
     trace.end();
@@ -224,7 +229,7 @@ async fn a_failed_span_carries_the_error() {
 #[tokio::test]
 async fn feedback_and_metrics_carry_the_trace_and_the_user() {
     let sink = InMemorySink::new();
-    let tracer = traced_llm::Tracer::new(sink.clone());
+    let tracer = traced_llm::trace::Tracer::new(sink.clone());
     tracer.feedback(
         Feedback::thumbs_down("conversation_1")
             .with_text("It ignored my question")
@@ -262,7 +267,10 @@ async fn embeddings_send_ai_embedding_events() {
             Usage::default().with_input(9),
         ))
         .fail(Error::from_status(400, "input too long").with_provider("openai"));
-    let model = TracedModel::new(model, sink.clone()).with_pricing(PriceTable::empty());
+    let model = TracedModel::builder(model)
+        .sink(sink.clone())
+        .pricing(PriceTable::empty())
+        .build();
     let request = EmbeddingRequest::new("text-embedding-3-small", ["hello", "world"])
         .context(CallContext::new().distinct_id("user_42"));
     let response = model.embed(&request).await.unwrap();
@@ -353,13 +361,14 @@ async fn configured_prices_put_cost_on_openai_events_with_cached_tokens() {
     let response = ChatResponse::text_response("ok")
         .with_model("gpt-4o-mini-2024-07-18")
         .with_usage(Usage::new(1_000, 200).with_cache_read(400));
-    let model = TracedModel::new(
+    let model = TracedModel::builder(
         ScriptedModel::new()
             .with_provider("openai")
             .respond(response),
-        sink.clone(),
     )
-    .with_pricing(PriceTable::builtin());
+    .sink(sink.clone())
+    .pricing(PriceTable::builtin())
+    .build();
     model.chat(&ask("hi")).await.unwrap();
 
     // gpt-4o-mini: $0.15 input, $0.075 cached input, $0.60 output per million tokens.
@@ -380,14 +389,15 @@ async fn configured_prices_put_cost_on_anthropic_events_with_cache_read_and_writ
                 .with_cache_read(3_000)
                 .with_cache_creation(500),
         );
-    let model = TracedModel::new(
+    let model = TracedModel::builder(
         ScriptedModel::new()
             .with_provider("anthropic")
             .with_cache_tokens_in_input(false)
             .respond(response),
-        sink.clone(),
     )
-    .with_pricing(PriceTable::builtin());
+    .sink(sink.clone())
+    .pricing(PriceTable::builtin())
+    .build();
     model.chat(&ask("hi")).await.unwrap();
 
     // claude-sonnet-4-5: $3 input, $3.75 cache write, $0.30 cache read, $15 output per million.
@@ -420,13 +430,14 @@ async fn without_configured_prices_cost_is_a_local_estimate_posthog_never_sees()
 #[tokio::test]
 async fn a_per_call_price_wins_and_unknown_models_cost_nothing() {
     let sink = InMemorySink::new();
-    let model = TracedModel::new(
+    let model = TracedModel::builder(
         ScriptedModel::new()
             .respond(ChatResponse::text_response("a").with_usage(Usage::new(2_000, 1_000)))
             .respond(ChatResponse::text_response("b").with_usage(Usage::new(2_000, 1_000))),
-        sink.clone(),
     )
-    .with_pricing(PriceTable::builtin());
+    .sink(sink.clone())
+    .pricing(PriceTable::builtin())
+    .build();
     let priced = ChatRequest::new("my-fine-tune")
         .message(Message::user("hi"))
         .context(CallContext::new().price(ModelPrice::new(1.0, 4.0)));
@@ -456,11 +467,12 @@ fn mask_emails(text: &mut String) {
 async fn the_redaction_hook_runs_before_every_sink() {
     let first = InMemorySink::new();
     let second = InMemorySink::new();
-    let model = TracedModel::new(
+    let model = TracedModel::builder(
         ScriptedModel::new().respond(ChatResponse::text_response("I wrote to ada@example.com")),
-        Fanout::new().with(first.clone()).with(second.clone()),
     )
-    .with_redactor(mask_emails);
+    .sink(Fanout::new().with(first.clone()).with(second.clone()))
+    .redactor(mask_emails)
+    .build();
     model
         .chat(&ask("Mail grace@example.com please"))
         .await
@@ -493,12 +505,14 @@ async fn privacy_mode_still_wins_over_the_redaction_hook() {
     let sink = InMemorySink::new();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
-    let model = TracedModel::new(answers(1), sink.clone())
-        .with_privacy_mode(true)
-        .with_redactor(move |text: &mut String| {
+    let model = TracedModel::builder(answers(1))
+        .sink(sink.clone())
+        .privacy_mode(true)
+        .redactor(move |text: &mut String| {
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             text.clear();
-        });
+        })
+        .build();
     model.chat(&ask("secret")).await.unwrap();
     let trace = model
         .tracer()

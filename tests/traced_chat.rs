@@ -9,10 +9,8 @@ use support::events::{capture_json, properties, take_timings};
 use traced_llm::posthog::{LIB_NAME, LIB_VERSION};
 use traced_llm::sink::InMemorySink;
 use traced_llm::testing::ScriptedModel;
-use traced_llm::{
-    CallContext, ChatRequest, ChatResponse, ContentPart, Error, LlmModel, Message, Tool, ToolCall,
-    TracedModel, Usage,
-};
+use traced_llm::types::{ContentPart, Tool, ToolCall, Usage};
+use traced_llm::{CallContext, ChatRequest, ChatResponse, Error, LlmModel, Message, TracedModel};
 
 fn weather_tool() -> Tool {
     Tool::new(

@@ -9,7 +9,8 @@ use serde_json::json;
 use support::events::{properties, take_timings};
 use traced_llm::sink::InMemorySink;
 use traced_llm::testing::ScriptedModel;
-use traced_llm::{ChatRequest, Error, LlmModel, Message, StreamEvent, TracedModel, Usage};
+use traced_llm::types::Usage;
+use traced_llm::{ChatRequest, Error, LlmModel, Message, StreamEvent, TracedModel};
 
 fn request() -> ChatRequest {
     ChatRequest::new("claude-sonnet-4-5").message(Message::user("Say hello"))

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::pricing::{Cost, ModelPrice, PriceTable};
-use crate::types::{ContentPart, Message, Tool, Usage};
+use crate::types::{ChatRequest, ContentPart, Message, Tool, Usage};
 
 mod error;
 
@@ -193,6 +193,15 @@ impl Default for Envelope {
 }
 
 /// The sampling parameters of a call, as the request stated them.
+///
+/// ```
+/// use traced_llm::event::ModelParameters;
+/// use traced_llm::ChatRequest;
+///
+/// let parameters = ModelParameters::of(&ChatRequest::new("gpt-4o").temperature(0.2), true);
+/// assert_eq!(parameters.temperature, Some(0.2));
+/// assert!(parameters.stream);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ModelParameters {
@@ -212,6 +221,22 @@ pub struct ModelParameters {
     pub seed: Option<i64>,
     /// Whether the call streamed.
     pub stream: bool,
+}
+
+impl ModelParameters {
+    /// What `request` states, for a call that streams or not.
+    pub fn of(request: &ChatRequest, stream: bool) -> Self {
+        Self {
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+            top_p: request.top_p,
+            frequency_penalty: request.frequency_penalty,
+            presence_penalty: request.presence_penalty,
+            stop: request.stop.clone(),
+            seed: request.seed,
+            stream,
+        }
+    }
 }
 
 /// One LLM call, successful or not.
@@ -264,8 +289,9 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// An empty generation for `model` at `provider`, stamped now. Useful to record calls made
-    /// outside [`TracedModel`](crate::TracedModel).
+    /// An empty generation for `model` at `provider`, stamped now. To record a call, prefer
+    /// [`Recorder::start`](crate::record::Recorder::start), which fills the ids from the span
+    /// scope and applies privacy, redaction and prices.
     pub fn new(model: impl Into<String>, provider: impl Into<String>) -> Self {
         Self {
             envelope: Envelope::new(),

@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Usage;
+use crate::types::Usage;
 
 /// Prices are quoted per this many tokens.
 const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
@@ -249,7 +249,7 @@ impl Cost {
 ///
 /// ```
 /// use traced_llm::pricing::{CacheAccounting, ModelPrice, PriceTable};
-/// use traced_llm::Usage;
+/// use traced_llm::types::Usage;
 ///
 /// let prices = PriceTable::builtin()
 ///     // A fine-tune the built-in table cannot know.

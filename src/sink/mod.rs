@@ -169,32 +169,46 @@ impl Sink for NoopSink {
     fn capture_ref(&self, _event: &Event) {}
 }
 
-/// The sink a [`TracedModel`](crate::TracedModel) built without one uses.
+/// The sink the environment names: [`PosthogSink`](crate::posthog::PosthogSink) from
+/// `POSTHOG_API_KEY` and `POSTHOG_HOST`.
 ///
-/// [`PosthogSink::from_env`](crate::posthog::PosthogSink::from_env) when `POSTHOG_API_KEY` is
-/// set; otherwise, or when that configuration is invalid, a [`NoopSink`] with one warning so the
-/// missing sink is noticed.
-pub(crate) fn default_sink() -> Arc<dyn Sink> {
+/// # Errors
+/// [`Error::is_builder`](crate::Error::is_builder) when the key is unset, the PostHog
+/// configuration is invalid, or the `posthog` feature is off.
+pub(crate) fn sink_from_env() -> Result<Arc<dyn Sink>, crate::Error> {
     #[cfg(feature = "posthog")]
     {
-        let key_set =
-            std::env::var(crate::posthog::ENV_API_KEY).is_ok_and(|key| !key.trim().is_empty());
+        let key_set = std::env::var(crate::posthog::ENV_API_KEY).is_ok();
         if key_set {
-            match crate::posthog::PosthogSink::from_env() {
-                Ok(sink) => return Arc::new(sink),
-                Err(err) => {
-                    tracing::warn!(
-                        target: "traced_llm",
-                        "PostHog configuration from the environment is invalid ({err}): LLM events are discarded"
-                    );
-                    return Arc::new(NoopSink);
-                }
+            return Ok(Arc::new(crate::posthog::PosthogSink::from_env()?));
+        }
+        Err(crate::Error::builder(
+            "no sink was set and POSTHOG_API_KEY is not set: set a sink, set the key, or call disabled()",
+        ))
+    }
+    #[cfg(not(feature = "posthog"))]
+    Err(crate::Error::builder(
+        "no sink was set, and without the `posthog` feature the environment names none: set a sink or call disabled()",
+    ))
+}
+
+/// The sink a recorder built without one uses: [`sink_from_env`], or a [`NoopSink`] with one
+/// warning so the missing sink is noticed — through `tracing`, and on standard error when no
+/// `tracing` subscriber is installed (most services have none when they start).
+pub(crate) fn default_sink() -> Arc<dyn Sink> {
+    match sink_from_env() {
+        Ok(sink) => sink,
+        Err(err) => {
+            let message = format!("traced-llm: LLM events are discarded: {}", err.message());
+            tracing::warn!(target: "traced_llm", "{message}");
+            static PRINTED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !tracing::dispatcher::has_been_set()
+                && !PRINTED.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                eprintln!("{message}");
             }
+            Arc::new(NoopSink)
         }
     }
-    tracing::warn!(
-        target: "traced_llm",
-        "no sink configured and POSTHOG_API_KEY is not set: LLM events are discarded"
-    );
-    Arc::new(NoopSink)
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 
-use crate::traced::StreamAccumulator;
 use crate::types::{
     ChatRequest, ChatResponse, ChatStream, ContentPart, EmbeddingRequest, EmbeddingResponse,
-    StreamEvent,
+    StreamAccumulator, StreamEvent,
 };
 use crate::{Error, LlmModel, Result};
 
@@ -28,7 +27,8 @@ use crate::{Error, LlmModel, Result};
 /// ```
 /// use std::time::Duration;
 /// use traced_llm::testing::ScriptedModel;
-/// use traced_llm::{ChatResponse, Error, StreamEvent, Usage};
+/// use traced_llm::types::Usage;
+/// use traced_llm::{ChatResponse, Error, StreamEvent};
 ///
 /// let model = ScriptedModel::new()
 ///     .respond(ChatResponse::text_response("Hi!").with_usage(Usage::new(12, 3)))
@@ -250,12 +250,14 @@ impl LlmModel for ScriptedModel {
             .chain(then_fail.map(Err))
             .collect::<Vec<_>>();
         if delay.is_zero() {
-            Ok(Box::pin(stream::iter(items)))
+            Ok(ChatStream::new(stream::iter(items)))
         } else {
-            Ok(Box::pin(stream::iter(items).then(move |item| async move {
-                tokio::time::sleep(delay).await;
-                item
-            })))
+            Ok(ChatStream::new(stream::iter(items).then(
+                move |item| async move {
+                    tokio::time::sleep(delay).await;
+                    item
+                },
+            )))
         }
     }
 
@@ -289,7 +291,7 @@ fn mismatch(scripted: &str, call: &str) -> Error {
 
 /// A stream's events folded into one response, the way a traced stream folds them.
 fn assemble(events: Vec<StreamEvent>) -> ChatResponse {
-    let mut accumulated = StreamAccumulator::new(true);
+    let mut accumulated = StreamAccumulator::new();
     for event in &events {
         accumulated.observe(event);
     }

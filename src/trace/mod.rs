@@ -13,6 +13,7 @@
 //!
 //! ```
 //! use serde_json::json;
+//! use traced_llm::posthog::event_name;
 //! use traced_llm::sink::InMemorySink;
 //! use traced_llm::testing::ScriptedModel;
 //! use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
@@ -31,64 +32,53 @@
 //! step.end_with_output(json!({"answer": answer.text()}));
 //! trace.end();
 //!
-//! let names: Vec<_> = events.events().iter().map(traced_llm::posthog::event_name).collect();
+//! let names: Vec<_> = events.events().iter().map(event_name).collect();
 //! assert_eq!(names, ["$ai_generation", "$ai_span", "$ai_trace"]);
 //! # Ok::<(), traced_llm::Error>(())
 //! # });
 //! ```
-
-mod scope;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{Envelope, ErrorInfo, ErrorKind, Event, Feedback, Metric, SpanRecord};
-use crate::redact::Redactor;
+use crate::record::{to_value, Recorder, SpanScope};
 use crate::sink::Sink;
-use crate::traced::Shared;
-
-pub use self::scope::SpanScope;
 
 /// The message of a span dropped before it was ended.
-pub const DROPPED_SPAN_ERROR: &str =
+pub(crate) const DROPPED_SPAN_ERROR: &str =
     "span dropped before it was ended (task cancelled or panicked)";
 
-/// Opens traces and records feedback and metrics into a sink.
+/// Opens traces and records feedback and metrics.
 ///
-/// Get one from [`TracedModel::tracer`](crate::TracedModel::tracer) to share the model's sink,
-/// privacy mode and redactor, or build one over any sink.
+/// Get one from [`TracedModel::tracer`](crate::TracedModel::tracer) or
+/// [`Recorder::tracer`] to share that recorder's sink, privacy mode and redactor, or build one
+/// over any sink.
 #[derive(Clone)]
 pub struct Tracer {
-    shared: Arc<Shared>,
+    recorder: Recorder,
 }
 
 impl Tracer {
-    /// A tracer over `sink`.
+    /// A tracer over `sink`, with content and without redaction; for other settings, build a
+    /// [`Recorder`] and take its [`tracer`](Recorder::tracer).
     pub fn new(sink: impl Sink + 'static) -> Self {
-        Self::from_shared(Arc::new(Shared::new(Arc::new(sink))))
+        Recorder::new(sink).tracer()
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn from_recorder(recorder: Recorder) -> Self {
+        Self { recorder }
     }
 
-    /// Hides span input and output state.
-    #[must_use]
-    pub fn with_privacy_mode(mut self, private: bool) -> Self {
-        Arc::make_mut(&mut self.shared).privacy_mode = private;
-        self
-    }
-
-    /// Masks span state and feedback text before any sink sees it.
-    #[must_use]
-    pub fn with_redactor(mut self, redactor: impl Redactor + 'static) -> Self {
-        Arc::make_mut(&mut self.shared).redactor = Some(Arc::new(redactor));
-        self
+    /// The recorder spans and feedback go through.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Opens a trace with a fresh id.
@@ -100,14 +90,8 @@ impl Tracer {
     pub fn trace_with_id(&self, name: impl Into<String>, trace_id: impl Into<String>) -> Span {
         let trace_id: Arc<str> = Arc::from(trace_id.into());
         Span::open(
-            Arc::clone(&self.shared),
-            SpanScope {
-                span_id: Arc::clone(&trace_id),
-                trace_id,
-                distinct_id: None,
-                session_id: None,
-                groups: None,
-            },
+            self.recorder.clone(),
+            SpanScope::root(trace_id),
             None,
             name.into(),
         )
@@ -124,19 +108,19 @@ impl Tracer {
     /// tracer.feedback(Feedback::thumbs_up("conversation_7f3a").with_distinct_id("user_42"));
     /// ```
     pub fn feedback(&self, feedback: Feedback) {
-        self.shared.emit(feedback.into(), None);
+        self.recorder.emit(feedback.into());
     }
 
     /// Records a named measurement of a trace (`$ai_metric`).
     pub fn metric(&self, metric: Metric) {
-        self.shared.emit(metric.into(), None);
+        self.recorder.emit(metric.into());
     }
 }
 
 impl fmt::Debug for Tracer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tracer")
-            .field("tracing", &self.shared)
+            .field("recorder", &self.recorder)
             .finish()
     }
 }
@@ -145,7 +129,7 @@ impl fmt::Debug for Tracer {
 /// [`Span::fail`]; dropped without that, it is sent as an error.
 #[must_use = "a span is sent when it ends; dropping it at once records an error"]
 pub struct Span {
-    shared: Arc<Shared>,
+    recorder: Recorder,
     scope: SpanScope,
     parent_id: Option<String>,
     name: String,
@@ -157,14 +141,9 @@ pub struct Span {
 }
 
 impl Span {
-    fn open(
-        shared: Arc<Shared>,
-        scope: SpanScope,
-        parent_id: Option<String>,
-        name: String,
-    ) -> Self {
+    fn open(recorder: Recorder, scope: SpanScope, parent_id: Option<String>, name: String) -> Self {
         Self {
-            shared,
+            recorder,
             scope,
             parent_id,
             name,
@@ -184,7 +163,7 @@ impl Span {
             ..self.scope.clone()
         };
         Span::open(
-            Arc::clone(&self.shared),
+            self.recorder.clone(),
             scope,
             Some(self.scope.span_id.to_string()),
             name.into(),
@@ -204,22 +183,22 @@ impl Span {
     }
 
     /// Adds a group; spans and calls opened afterwards inherit it.
-    pub fn with_group(mut self, group_type: impl Into<String>, key: impl Into<Value>) -> Self {
+    pub fn with_group(mut self, group_type: impl Into<String>, key: impl Serialize) -> Self {
         let mut groups = self.scope.groups.as_deref().cloned().unwrap_or_default();
-        groups.insert(group_type.into(), key.into());
+        groups.insert(group_type.into(), to_value(&key));
         self.scope.groups = Some(Arc::new(groups));
         self
     }
 
-    /// Sets what the work starts from (`$ai_input_state`).
-    pub fn with_input(mut self, state: impl Into<Value>) -> Self {
-        self.input_state = Some(state.into());
+    /// Sets what the work starts from (`$ai_input_state`): any value that serializes.
+    pub fn with_input(mut self, state: impl Serialize) -> Self {
+        self.input_state = Some(to_value(&state));
         self
     }
 
-    /// Adds a custom property to this span's event.
-    pub fn with_property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.properties.insert(key.into(), value.into());
+    /// Adds a custom property to this span's event: any value that serializes.
+    pub fn with_property(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        self.properties.insert(key.into(), to_value(&value));
         self
     }
 
@@ -250,9 +229,11 @@ impl Span {
         self.finish(None, None);
     }
 
-    /// Ends the work successfully with its result (`$ai_output_state`).
-    pub fn end_with_output(self, output: impl Into<Value>) {
-        self.finish(Some(output.into()), None);
+    /// Ends the work successfully with its result (`$ai_output_state`): any value that
+    /// serializes.
+    pub fn end_with_output(self, output: impl Serialize) {
+        let output = to_value(&output);
+        self.finish(Some(output), None);
     }
 
     /// Ends the work as failed with `error`.
@@ -285,7 +266,7 @@ impl Span {
             envelope.groups = (**groups).clone();
         }
         envelope.properties = std::mem::take(&mut self.properties);
-        let private = self.shared.privacy_mode;
+        let private = self.recorder.privacy_mode();
         if private {
             error.iter_mut().for_each(ErrorInfo::withhold_message);
         }
@@ -297,7 +278,7 @@ impl Span {
             latency: self.started.elapsed(),
             error,
         };
-        self.shared.emit(Event::Span(record), None);
+        self.recorder.emit(Event::Span(record));
     }
 }
 

@@ -1,27 +1,17 @@
 //! [`TracedModel`], the decorator that records every call of a model.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::event::Embedding;
 use crate::pricing::PriceTable;
+use crate::record::{CallInfo, EmbeddingInfo, Recorder, RecorderBuilder, TracedStream};
 use crate::redact::Redactor;
 use crate::sink::{Sink, SinkError};
 use crate::trace::Tracer;
 use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse};
-use crate::{LlmModel, Result};
-
-mod record;
-mod shared;
-mod stream;
-
-use self::record::CallRecord;
-pub(crate) use self::record::{envelope_for, StreamAccumulator};
-pub(crate) use self::shared::Shared;
-pub use self::stream::TracedStream;
+use crate::{Error, LlmModel, Result};
 
 /// Wraps a model and sends exactly one event per call to a [`Sink`], whatever the outcome:
 /// success, provider error, an error in the middle of a stream, or a stream or future the caller
@@ -29,14 +19,16 @@ pub use self::stream::TracedStream;
 ///
 /// It implements [`LlmModel`] itself, so it stands wherever the model stood. Tracing never
 /// blocks the caller, never panics into it and never changes the result: a sink that fails or is
-/// full is invisible to the caller.
+/// full is invisible to the caller. Every call goes through the model's
+/// [`Recorder`](crate::record::Recorder); configure it with [`TracedModel::builder`].
 ///
 /// ```
 /// use traced_llm::sink::InMemorySink;
 /// use traced_llm::testing::ScriptedModel;
 /// use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
 ///
-/// # tokio_test_runtime(async {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> traced_llm::Result<()> {
 /// let events = InMemorySink::new();
 /// let model = TracedModel::new(
 ///     ScriptedModel::new().respond(ChatResponse::text_response("Hello!")),
@@ -46,74 +38,58 @@ pub use self::stream::TracedStream;
 /// let response = model.chat(&request).await?;
 /// assert_eq!(response.text(), "Hello!");
 /// assert_eq!(events.generations()[0].output_text(), "Hello!");
-/// # Ok::<(), traced_llm::Error>(())
-/// # });
-/// # fn tokio_test_runtime<F: std::future::Future>(f: F) -> F::Output {
-/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
 pub struct TracedModel<M> {
     inner: M,
-    shared: Arc<Shared>,
+    recorder: Recorder,
 }
 
 impl<M> TracedModel<M> {
-    /// Traces `inner` into `sink`.
+    /// Traces `inner` into `sink`, with content, without redaction or prices.
     pub fn new(inner: M, sink: impl Sink + 'static) -> Self {
-        Self::with_shared_sink(inner, Arc::new(sink))
+        Self::with_recorder(inner, Recorder::new(sink))
     }
 
-    /// Traces `inner` into a sink shared with other models.
-    pub fn with_shared_sink(inner: M, sink: Arc<dyn Sink>) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(Shared::new(sink)),
-        }
+    /// Traces `inner` through `recorder`, e.g. one shared by several models.
+    pub fn with_recorder(inner: M, recorder: Recorder) -> Self {
+        Self { inner, recorder }
     }
 
-    /// A builder, for the sink chosen from the environment and model-wide options.
+    /// A builder for the sink and the model-wide options: privacy mode, prices, redactor.
+    ///
+    /// ```
+    /// use traced_llm::pricing::PriceTable;
+    /// use traced_llm::sink::InMemorySink;
+    /// use traced_llm::testing::ScriptedModel;
+    /// use traced_llm::TracedModel;
+    ///
+    /// let model = TracedModel::builder(ScriptedModel::new())
+    ///     .sink(InMemorySink::new())
+    ///     .privacy_mode(true)
+    ///     .pricing(PriceTable::builtin().clone())
+    ///     .redactor(|text: &mut String| *text = text.replace("secret", "******"))
+    ///     .build();
+    /// assert!(model.recorder().privacy_mode());
+    /// ```
     pub fn builder(inner: M) -> TracedModelBuilder<M> {
         TracedModelBuilder {
             inner,
-            sink: None,
-            privacy_mode: false,
-            pricing: None,
-            redactor: None,
+            recorder: Recorder::builder(),
         }
     }
 
-    /// Sends no input or output content for any call, unless a call's
-    /// [`CallContext::privacy_mode`](crate::CallContext::privacy_mode) says otherwise.
-    #[must_use]
-    pub fn with_privacy_mode(mut self, private: bool) -> Self {
-        Arc::make_mut(&mut self.shared).privacy_mode = private;
-        self
+    /// The recorder every call goes through.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
-    /// Prices every call with `table` and sends the cost to PostHog as `$ai_input_cost_usd`,
-    /// `$ai_output_cost_usd` and `$ai_total_cost_usd`.
-    ///
-    /// Without it, PostHog prices events with its own table; sinks can still show a local
-    /// estimate with [`Generation::estimated_cost`](crate::event::Generation::estimated_cost).
-    #[must_use]
-    pub fn with_pricing(mut self, table: PriceTable) -> Self {
-        Arc::make_mut(&mut self.shared).pricing = Some(table);
-        self
-    }
-
-    /// Runs `redactor` over every event's content before any sink sees it (see
-    /// [`redact`](crate::redact)).
-    #[must_use]
-    pub fn with_redactor(mut self, redactor: impl Redactor + 'static) -> Self {
-        Arc::make_mut(&mut self.shared).redactor = Some(Arc::new(redactor));
-        self
-    }
-
-    /// A [`Tracer`] that shares this model's sink, privacy mode and redactor: open traces and
-    /// spans around the calls, and record feedback and metrics.
+    /// A [`Tracer`] with this model's sink, privacy mode and redactor: open traces and spans
+    /// around the calls, and record feedback and metrics.
     pub fn tracer(&self) -> Tracer {
-        Tracer::from_shared(Arc::clone(&self.shared))
+        self.recorder.tracer()
     }
 
     /// The wrapped model.
@@ -132,24 +108,24 @@ impl<M> TracedModel<M> {
     }
 
     /// The sink events go to.
-    pub fn sink(&self) -> &Arc<dyn Sink> {
-        &self.shared.sink
+    pub fn sink(&self) -> &std::sync::Arc<dyn Sink> {
+        self.recorder.sink()
     }
 
     /// Waits until every event so far is delivered, or `timeout` passed.
     ///
     /// # Errors
     /// [`SinkError::Timeout`] when the sink did not finish in time.
-    pub async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.shared.sink.flush(timeout).await
+    pub async fn flush(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        self.recorder.flush(timeout).await
     }
 
     /// Flushes and stops the sink; call it before the process exits.
     ///
     /// # Errors
     /// [`SinkError::Timeout`], or [`SinkError::AlreadyShutdown`] on a second call.
-    pub async fn shutdown(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.shared.sink.shutdown(timeout).await
+    pub async fn shutdown(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
+        self.recorder.shutdown(timeout).await
     }
 }
 
@@ -157,7 +133,7 @@ impl<M: fmt::Debug> fmt::Debug for TracedModel<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracedModel")
             .field("inner", &self.inner)
-            .field("tracing", &self.shared)
+            .field("recorder", &self.recorder)
             .finish()
     }
 }
@@ -165,86 +141,40 @@ impl<M: fmt::Debug> fmt::Debug for TracedModel<M> {
 #[async_trait]
 impl<M: LlmModel> LlmModel for TracedModel<M> {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let record = CallRecord::start(&self.inner, request, self.shared.privacy_mode, false);
-        let mut pending = PendingCall {
-            record: Some(record),
-            shared: &self.shared,
-        };
+        // Dropping this future drops the call in progress, which records it as cancelled.
+        let call = self
+            .recorder
+            .start(CallInfo::from_request(&self.inner, request, false));
         let result = self.inner.chat(request).await;
-        if let Some(record) = pending.record.take() {
-            let price = record.price().copied();
-            let generation = match &result {
-                Ok(response) => record.succeed(response),
-                Err(error) => record.fail(error),
-            };
-            self.shared.emit(generation.into(), price.as_ref());
+        match &result {
+            Ok(response) => call.succeed(response),
+            Err(error) => call.fail(error),
         }
         result
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        let record = CallRecord::start(&self.inner, request, self.shared.privacy_mode, true);
-        let mut pending = PendingCall {
-            record: Some(record),
-            shared: &self.shared,
-        };
-        let result = self.inner.chat_stream(request).await;
-        let Some(record) = pending.record.take() else {
-            return result;
-        };
-        match result {
-            Ok(stream) => Ok(Box::pin(TracedStream::new(
-                stream,
-                record,
-                Arc::clone(&self.shared),
-            ))),
+        let call = self
+            .recorder
+            .start(CallInfo::from_request(&self.inner, request, true));
+        match self.inner.chat_stream(request).await {
+            Ok(stream) => Ok(ChatStream::new(TracedStream::new(stream, call))),
             Err(error) => {
-                let price = record.price().copied();
-                self.shared.emit(record.fail(&error).into(), price.as_ref());
+                call.fail(&error);
                 Err(error)
             }
         }
     }
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
-        let started = std::time::Instant::now();
-        let private = request
-            .context
-            .privacy_mode
-            .unwrap_or(self.shared.privacy_mode);
-        let mut embedding = Embedding {
-            envelope: envelope_for(&request.context),
-            model: request.model.clone(),
-            provider: self.inner.provider().to_owned(),
-            base_url: self.inner.base_url().to_owned(),
-            input: (!private).then(|| request.input.clone()),
-            usage: crate::Usage::default(),
-            latency: Duration::ZERO,
-            http_status: 200,
-            error: None,
-            price: None,
-            cost: None,
-        };
+        let call = self
+            .recorder
+            .start_embedding(EmbeddingInfo::from_request(&self.inner, request));
         let result = self.inner.embed(request).await;
-        embedding.latency = started.elapsed();
         match &result {
-            Ok(response) => {
-                embedding.usage = response.usage;
-                if let Some(model) = &response.model {
-                    embedding.model.clone_from(model);
-                }
-            }
-            Err(error) => {
-                embedding.http_status = error.status().unwrap_or(0);
-                let mut info = crate::event::ErrorInfo::from_error(error);
-                if private {
-                    info.withhold_message();
-                }
-                embedding.error = Some(info);
-            }
+            Ok(response) => call.succeed(response),
+            Err(error) => call.fail(error),
         }
-        self.shared
-            .emit(embedding.into(), request.context.price.as_ref());
         result
     }
 
@@ -261,76 +191,70 @@ impl<M: LlmModel> LlmModel for TracedModel<M> {
     }
 }
 
-/// A call waiting for its answer. Dropped with the record still inside, the caller dropped the
-/// future: the event goes out as cancelled.
-struct PendingCall<'a> {
-    record: Option<CallRecord>,
-    shared: &'a Shared,
-}
-
-impl Drop for PendingCall<'_> {
-    fn drop(&mut self) {
-        if let Some(record) = self.record.take() {
-            let price = record.price().copied();
-            self.shared.emit(record.cancel().into(), price.as_ref());
-        }
-    }
-}
-
-/// Builds a [`TracedModel`] with model-wide options.
+/// Builds a [`TracedModel`]: the sink and the model-wide options, set once.
+///
+/// Without a sink, [`build`](TracedModelBuilder::build) sends to PostHog when `POSTHOG_API_KEY`
+/// is set, and otherwise discards events with a warning (on standard error when no `tracing`
+/// subscriber is installed); [`try_build`](TracedModelBuilder::try_build) returns an error
+/// instead, and [`disabled`](TracedModelBuilder::disabled) discards events on purpose.
 #[must_use]
 pub struct TracedModelBuilder<M> {
     inner: M,
-    sink: Option<Arc<dyn Sink>>,
-    privacy_mode: bool,
-    pricing: Option<PriceTable>,
-    redactor: Option<Arc<dyn Redactor>>,
+    recorder: RecorderBuilder,
 }
 
 impl<M> TracedModelBuilder<M> {
     /// Sends events to `sink`.
     pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
-        self.sink = Some(Arc::new(sink));
+        self.recorder = self.recorder.sink(sink);
         self
     }
 
     /// Sends events to a sink shared with other models.
-    pub fn shared_sink(mut self, sink: Arc<dyn Sink>) -> Self {
-        self.sink = Some(sink);
+    pub fn shared_sink(mut self, sink: std::sync::Arc<dyn Sink>) -> Self {
+        self.recorder = self.recorder.shared_sink(sink);
         self
     }
 
-    /// Sends no input or output content unless a call says otherwise.
+    /// Records nothing: events are discarded, on purpose and without a warning.
+    pub fn disabled(mut self) -> Self {
+        self.recorder = self.recorder.disabled();
+        self
+    }
+
+    /// Sends no input, output or error text unless a call says otherwise (see
+    /// [`RecorderBuilder::privacy_mode`]).
     pub fn privacy_mode(mut self, private: bool) -> Self {
-        self.privacy_mode = private;
+        self.recorder = self.recorder.privacy_mode(private);
         self
     }
 
-    /// Prices calls with `table` and sends the cost (see [`TracedModel::with_pricing`]).
+    /// Prices calls with `table` and sends the cost (see [`RecorderBuilder::pricing`]).
     pub fn pricing(mut self, table: PriceTable) -> Self {
-        self.pricing = Some(table);
+        self.recorder = self.recorder.pricing(table);
         self
     }
 
-    /// Masks event content before any sink sees it (see [`TracedModel::with_redactor`]).
+    /// Masks event content before any sink sees it (see [`RecorderBuilder::redactor`]).
     pub fn redactor(mut self, redactor: impl Redactor + 'static) -> Self {
-        self.redactor = Some(Arc::new(redactor));
+        self.recorder = self.recorder.redactor(redactor);
         self
     }
 
-    /// The traced model. Without a sink, events go to
-    /// [`sink::default_sink`](crate::sink::default_sink).
+    /// The traced model; without a sink, the one the environment names (see the type's docs).
     pub fn build(self) -> TracedModel<M> {
-        let sink = self.sink.unwrap_or_else(crate::sink::default_sink);
-        TracedModel {
-            inner: self.inner,
-            shared: Arc::new(Shared {
-                sink,
-                privacy_mode: self.privacy_mode,
-                pricing: self.pricing,
-                redactor: self.redactor,
-            }),
-        }
+        TracedModel::with_recorder(self.inner, self.recorder.build())
+    }
+
+    /// The traced model, or an error when no sink was set and the environment names none.
+    ///
+    /// # Errors
+    /// As [`RecorderBuilder::try_build`].
+    pub fn try_build(self) -> std::result::Result<TracedModel<M>, Error> {
+        Ok(TracedModel::with_recorder(
+            self.inner,
+            self.recorder.try_build()?,
+        ))
     }
 }
 
@@ -338,9 +262,7 @@ impl<M: fmt::Debug> fmt::Debug for TracedModelBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracedModelBuilder")
             .field("inner", &self.inner)
-            .field("sink", &self.sink)
-            .field("privacy_mode", &self.privacy_mode)
-            .field("pricing", &self.pricing)
-            .finish_non_exhaustive()
+            .field("recorder", &self.recorder)
+            .finish()
     }
 }

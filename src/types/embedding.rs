@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Usage;
-use crate::context::CallContext;
+use crate::record::CallContext;
 
 /// An embedding call, independent of any provider.
 ///

@@ -12,5 +12,5 @@ pub use self::request::{
     ToolChoice,
 };
 pub use self::response::ChatResponse;
-pub use self::stream::{ChatStream, StreamEvent};
+pub use self::stream::{ChatStream, StreamAccumulator, StreamEvent, TextStream};
 pub use self::usage::Usage;

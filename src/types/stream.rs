@@ -1,9 +1,11 @@
+use std::fmt;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::Usage;
+use super::{ChatResponse, ContentPart, ToolCall, Usage};
 use crate::Result;
 
 /// One event of a streamed chat answer, independent of any provider.
@@ -75,5 +77,282 @@ impl StreamEvent {
     }
 }
 
-/// The stream a provider returns: boxed, `Send`, owning everything it needs.
-pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent>> + Send + 'static>>;
+type BoxedEvents = Pin<Box<dyn Stream<Item = Result<StreamEvent>> + Send + 'static>>;
+
+/// The stream a streaming call returns: `Send`, `Unpin`, owning everything it needs; dropping it
+/// aborts the call.
+///
+/// Read it with [`ChatStream::next`] (no `StreamExt` import needed), or hand its text to a web
+/// framework with [`ChatStream::into_text_stream`]. It is a [`Stream`] too, so every stream
+/// combinator works on it.
+///
+/// ```
+/// use traced_llm::{ChatStream, StreamEvent};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut stream = ChatStream::from_events(vec![StreamEvent::text("Hel"), StreamEvent::text("lo")]);
+/// let mut text = String::new();
+/// while let Some(event) = stream.next().await {
+///     if let StreamEvent::TextDelta { text: piece } = event? {
+///         text.push_str(&piece);
+///     }
+/// }
+/// assert_eq!(text, "Hello");
+/// # Ok::<(), traced_llm::Error>(())
+/// # });
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct ChatStream {
+    inner: BoxedEvents,
+}
+
+impl ChatStream {
+    /// Wraps any stream of events; providers and your own [`LlmModel`](crate::LlmModel) return
+    /// it from `chat_stream`.
+    pub fn new(stream: impl Stream<Item = Result<StreamEvent>> + Send + 'static) -> Self {
+        Self {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// A stream that plays `events`, for tests and in-process models.
+    pub fn from_events(events: Vec<StreamEvent>) -> Self {
+        Self::new(futures_util::stream::iter(events.into_iter().map(Ok)))
+    }
+
+    /// The next event, or `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<StreamEvent>> {
+        std::future::poll_fn(|cx| self.inner.as_mut().poll_next(cx)).await
+    }
+
+    /// The answer's text pieces, as they arrive: every other event is consumed and dropped
+    /// (usage and finish reason still reach a traced call's event). An error ends the stream
+    /// after it is yielded.
+    ///
+    /// `Unpin + Send + 'static`, so it can be a web response body as it is, e.g. with axum:
+    /// `Sse::new(stream.into_text_stream().map(|text| Ok::<_, Error>(Event::default().data(text?))))`.
+    pub fn into_text_stream(self) -> TextStream {
+        TextStream {
+            inner: self,
+            done: false,
+        }
+    }
+
+    /// Reads the whole stream and folds it into the response a non-streaming call would have
+    /// given.
+    ///
+    /// # Errors
+    /// The first error the stream yields.
+    pub async fn collect_response(mut self) -> Result<ChatResponse> {
+        let mut accumulator = StreamAccumulator::new();
+        while let Some(event) = self.next().await {
+            accumulator.observe(&event?);
+        }
+        Ok(accumulator.into_response())
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<StreamEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatStream").finish_non_exhaustive()
+    }
+}
+
+/// The text of a [`ChatStream`], piece by piece; see [`ChatStream::into_text_stream`].
+#[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
+pub struct TextStream {
+    inner: ChatStream,
+    done: bool,
+}
+
+impl TextStream {
+    /// The next piece of text, or `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<String>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for TextStream {
+    type Item = Result<String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(Pin::new(&mut self.inner).poll_next(cx)) {
+                Some(Ok(StreamEvent::TextDelta { text })) => return Poll::Ready(Some(Ok(text))),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+/// Folds stream events into the response a non-streaming call would have given: text, tool calls
+/// assembled from their fragments, usage merged field by field, finish reason, id and model.
+///
+/// A traced stream folds its events with it, and so can code that records a stream of its own
+/// (see [`record`](crate::record)).
+///
+/// ```
+/// use traced_llm::types::{StreamAccumulator, Usage};
+/// use traced_llm::StreamEvent;
+///
+/// let mut accumulator = StreamAccumulator::new();
+/// for event in [
+///     StreamEvent::text("4"),
+///     StreamEvent::Usage(Usage::new(9, 1)),
+///     StreamEvent::finish("stop"),
+/// ] {
+///     accumulator.observe(&event);
+/// }
+/// let response = accumulator.into_response();
+/// assert_eq!(response.text(), "4");
+/// assert_eq!(response.usage.output_tokens, Some(1));
+/// ```
+#[derive(Debug, Default)]
+pub struct StreamAccumulator {
+    /// Privacy mode keeps usage, ids and the finish reason, never content.
+    skip_content: bool,
+    text: String,
+    tool_calls: Vec<PartialToolCall>,
+    usage: Usage,
+    finish: Option<String>,
+    id: Option<String>,
+    model: Option<String>,
+}
+
+#[derive(Debug)]
+struct PartialToolCall {
+    index: usize,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl StreamAccumulator {
+    /// An empty accumulator that keeps everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An accumulator that keeps usage, ids and the finish reason but no text or tool call.
+    pub(crate) fn without_content() -> Self {
+        Self {
+            skip_content: true,
+            ..Self::default()
+        }
+    }
+
+    /// Folds one event in. Called once per chunk, so it only appends.
+    pub fn observe(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::TextDelta { text } => {
+                if !self.skip_content {
+                    self.text.push_str(text);
+                }
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                if !self.skip_content {
+                    self.tool_call(*index, id.as_deref(), name.as_deref(), arguments);
+                }
+            }
+            StreamEvent::Usage(usage) => self.usage.merge(usage),
+            StreamEvent::Finish { reason } => self.finish = Some(reason.clone()),
+            StreamEvent::ResponseMetadata { id, model } => {
+                if id.is_some() {
+                    self.id.clone_from(id);
+                }
+                if model.is_some() {
+                    self.model.clone_from(model);
+                }
+            }
+            StreamEvent::ReasoningDelta { .. } => {}
+        }
+    }
+
+    fn tool_call(&mut self, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) {
+        let position = match self.tool_calls.iter().position(|call| call.index == index) {
+            Some(position) => position,
+            None => {
+                self.tool_calls.push(PartialToolCall {
+                    index,
+                    id: String::new(),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+                self.tool_calls.len() - 1
+            }
+        };
+        // The id and name arrive once, on the first piece; a server that repeats them on later
+        // pieces must not double them.
+        let call = &mut self.tool_calls[position];
+        if let (Some(id), true) = (id, call.id.is_empty()) {
+            call.id.push_str(id);
+        }
+        if let (Some(name), true) = (name, call.name.is_empty()) {
+            call.name.push_str(name);
+        }
+        call.arguments.push_str(arguments);
+    }
+
+    /// The usage reported so far.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// Everything that arrived, as one response.
+    pub fn into_response(mut self) -> ChatResponse {
+        ChatResponse {
+            id: self.id.take(),
+            model: self.model.take(),
+            finish_reason: self.finish.take(),
+            usage: self.usage,
+            content: self.into_content(),
+            ..ChatResponse::default()
+        }
+    }
+
+    /// The answer as content parts: the text, then the tool calls by index.
+    fn into_content(mut self) -> Vec<ContentPart> {
+        let mut parts = Vec::with_capacity(1 + self.tool_calls.len());
+        if !self.text.is_empty() {
+            parts.push(ContentPart::Text { text: self.text });
+        }
+        self.tool_calls.sort_by_key(|call| call.index);
+        parts.extend(self.tool_calls.into_iter().map(|call| {
+            ContentPart::ToolCall(ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments: call.arguments,
+            })
+        }));
+        parts
+    }
+}

@@ -322,5 +322,5 @@ where
     B: AsRef<[u8]> + Send + 'static,
     E: TransportError + Send + 'static,
 {
-    Box::pin(SseStream::new(bytes, AnthropicDecoder::default(), provider))
+    ChatStream::new(SseStream::new(bytes, AnthropicDecoder::default(), provider))
 }

@@ -183,5 +183,5 @@ where
     B: AsRef<[u8]> + Send + 'static,
     E: TransportError + Send + 'static,
 {
-    Box::pin(SseStream::new(bytes, OpenAiDecoder::default(), provider))
+    ChatStream::new(SseStream::new(bytes, OpenAiDecoder::default(), provider))
 }

@@ -1,5 +1,6 @@
 //! Per-call context: who made the call and where it belongs.
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::pricing::ModelPrice;
@@ -7,8 +8,9 @@ use crate::pricing::ModelPrice;
 /// Who made a call and where it belongs, carried on
 /// [`ChatRequest::context`](crate::ChatRequest::context).
 ///
-/// Providers ignore it; [`TracedModel`](crate::TracedModel) turns it into the event's distinct
-/// id, trace, session and span ids, groups and custom properties. Every field is optional:
+/// Providers ignore it; the [`Recorder`](super::Recorder) behind a
+/// [`TracedModel`](crate::TracedModel) turns it into the event's distinct id, trace, session and
+/// span ids, groups and custom properties. Every field is optional:
 ///
 /// - no distinct id makes a personless event (the trace id stands in as `distinct_id`);
 /// - no trace id makes the call a trace of its own, with a fresh UUID.
@@ -16,13 +18,14 @@ use crate::pricing::ModelPrice;
 /// ```
 /// use traced_llm::{CallContext, ChatRequest, Message};
 ///
+/// let user_name = String::from("Ada");
 /// let request = ChatRequest::new("gpt-4o-mini")
 ///     .message(Message::user("Plan my trip to Lisbon"))
 ///     .context(
 ///         CallContext::new()
 ///             .distinct_id("user_42")
 ///             .trace_id("conversation_7f3a")
-///             .property("user_name", "Ada")
+///             .property("user_name", &user_name)
 ///             .property("message_count", 3)
 ///             .property("topic", "travel"),
 ///     );
@@ -102,17 +105,21 @@ impl CallContext {
         self
     }
 
-    /// Adds a custom property.
+    /// Adds a custom property: any value that serializes (`&str`, `String`, `&String`,
+    /// numbers, `serde_json::Value`, your own `Serialize` types).
+    ///
+    /// A value that cannot be represented as JSON (a map with non-string keys, a failing
+    /// `Serialize` impl) is stored as `null`, and logged once.
     #[must_use]
-    pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.properties.insert(key.into(), value.into());
+    pub fn property(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        self.properties.insert(key.into(), to_value(&value));
         self
     }
 
     /// Adds a group (e.g. `("company", "acme")`).
     #[must_use]
-    pub fn group(mut self, group_type: impl Into<String>, key: impl Into<Value>) -> Self {
-        self.groups.insert(group_type.into(), key.into());
+    pub fn group(mut self, group_type: impl Into<String>, key: impl Serialize) -> Self {
+        self.groups.insert(group_type.into(), to_value(&key));
         self
     }
 
@@ -129,4 +136,15 @@ impl CallContext {
         self.privacy_mode = Some(private);
         self
     }
+}
+
+/// `value` as JSON; `null` (and one warning per process) when it has no JSON form.
+pub(crate) fn to_value(value: &impl Serialize) -> Value {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    serde_json::to_value(value).unwrap_or_else(|err| {
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(target: "traced_llm", error = %err, "a property value has no JSON form and is sent as null");
+        }
+        Value::Null
+    })
 }

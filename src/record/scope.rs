@@ -1,0 +1,116 @@
+//! The span a task runs in, and how a call's envelope is filled from it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::CallContext;
+use crate::event::Envelope;
+
+tokio::task_local! {
+    static CURRENT: SpanScope;
+}
+
+/// The ids of an open span that work beneath it inherits: its trace, itself as parent, the
+/// person, session and groups. Cheap to clone, to hand to spawned tasks.
+///
+/// [`Span::in_scope`](crate::trace::Span::in_scope) sets it for a future; every call recorded
+/// inside reads it through [`SpanScope::current`].
+#[derive(Debug, Clone)]
+pub struct SpanScope {
+    pub(crate) trace_id: Arc<str>,
+    /// The id children name as their parent: the span's own id, or the trace id for the root.
+    pub(crate) span_id: Arc<str>,
+    pub(crate) distinct_id: Option<Arc<str>>,
+    pub(crate) session_id: Option<Arc<str>>,
+    pub(crate) groups: Option<Arc<Map<String, Value>>>,
+}
+
+impl SpanScope {
+    /// The scope of a trace's root: the trace id names both the trace and the parent of what
+    /// runs inside it.
+    pub(crate) fn root(trace_id: Arc<str>) -> Self {
+        Self {
+            span_id: Arc::clone(&trace_id),
+            trace_id,
+            distinct_id: None,
+            session_id: None,
+            groups: None,
+        }
+    }
+
+    /// The scope the current task runs in, if any (see
+    /// [`Span::in_scope`](crate::trace::Span::in_scope)).
+    pub fn current() -> Option<SpanScope> {
+        CURRENT.try_with(SpanScope::clone).ok()
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+
+    /// The id that work inside this scope names as its parent.
+    pub fn span_id(&self) -> &str {
+        &self.span_id
+    }
+
+    /// Runs `future` inside this scope: every call recorded in it nests under this span.
+    pub fn scope<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, future)
+    }
+
+    /// Fills what the caller left open: trace id, parent, person, session, groups.
+    fn fill(&self, envelope: &mut Envelope) {
+        if envelope.trace_id.is_none() {
+            envelope.trace_id = Some(self.trace_id.to_string());
+        }
+        if envelope.parent_id.is_none() {
+            envelope.parent_id = Some(self.span_id.to_string());
+        }
+        if envelope.distinct_id.is_none() {
+            envelope.distinct_id = self.distinct_id.as_deref().map(str::to_owned);
+        }
+        if envelope.session_id.is_none() {
+            envelope.session_id = self.session_id.as_deref().map(str::to_owned);
+        }
+        if let Some(groups) = &self.groups {
+            for (group, key) in groups.iter() {
+                envelope
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| key.clone());
+            }
+        }
+    }
+}
+
+/// The envelope of a call's event, from what the caller said of it and the span it runs in.
+///
+/// Explicit ids in the context win; the enclosing span fills the rest. A call nested under a
+/// parent gets a span id of its own, so it is a node of the trace tree.
+pub(crate) fn envelope_for(context: &CallContext) -> Envelope {
+    let mut envelope = Envelope::at(SystemTime::now());
+    envelope.distinct_id.clone_from(&context.distinct_id);
+    envelope.trace_id.clone_from(&context.trace_id);
+    envelope.session_id.clone_from(&context.session_id);
+    envelope.span_id.clone_from(&context.span_id);
+    envelope.parent_id.clone_from(&context.parent_id);
+    envelope.span_name.clone_from(&context.span_name);
+    if let Some(scope) = SpanScope::current() {
+        scope.fill(&mut envelope);
+    }
+    if envelope.parent_id.is_some() && envelope.span_id.is_none() {
+        envelope.span_id = Some(Uuid::now_v7().hyphenated().to_string());
+    }
+    if !context.properties.is_empty() {
+        envelope.properties.clone_from(&context.properties);
+    }
+    if !context.groups.is_empty() {
+        envelope.groups.clone_from(&context.groups);
+    }
+    envelope
+}

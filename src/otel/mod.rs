@@ -100,6 +100,7 @@
 //! To keep or drop whole traces, sample by trace id (`Sampler::TraceIdRatioBased`), which
 //! gives every span of a trace the same decision.
 
+mod bridge;
 mod content;
 pub(crate) mod ids;
 mod metrics;
@@ -114,6 +115,7 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::trace::{Tracer, TracerProvider};
 use opentelemetry::InstrumentationScope;
 
+pub(crate) use self::bridge::current_trace_parent;
 pub use self::ids::{span_id_for, trace_id_for, TracedIdGenerator};
 
 use self::metrics::Instruments;

@@ -50,9 +50,36 @@ impl Placement {
             (None, Some(trace)) if is_trace => span_id_for(trace),
             _ => span_id_for(envelope.uuid.hyphenated().encode_lower(&mut uuid_text)),
         };
-        let parent = match &envelope.parent_id {
-            Some(parent) => Parent::Span(span_id_for(parent), TraceFlags::SAMPLED),
-            None => Parent::None,
+        // The service's span lends its sampling decision to the crate's spans of its trace;
+        // spans of a trace the crate alone knows reach the sampler with a sampled parent.
+        let service = envelope.trace_parent.map(|parent| {
+            let flags = if parent.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::NOT_SAMPLED
+            };
+            let context = SpanContext::new(
+                TraceId::from_bytes(parent.trace_id),
+                SpanId::from_bytes(parent.span_id),
+                flags,
+                false,
+                TraceState::NONE,
+            );
+            (context, flags)
+        });
+        let same_trace = service
+            .as_ref()
+            .map(|(context, _)| context.trace_id() == trace_id);
+        let parent = match (&envelope.parent_id, service, same_trace) {
+            // The crate's own parent wins.
+            (Some(parent), Some((_, flags)), Some(true)) => {
+                Parent::Span(span_id_for(parent), flags)
+            }
+            (Some(parent), _, _) => Parent::Span(span_id_for(parent), TraceFlags::SAMPLED),
+            (None, Some((context, flags)), Some(true)) => Parent::Span(context.span_id(), flags),
+            // The caller named a trace of its own: a root there, linked to the service's span.
+            (None, Some((context, _)), _) => Parent::Link(context),
+            (None, None, _) => Parent::None,
         };
         Self {
             trace_id,
@@ -84,10 +111,14 @@ impl Inner {
     pub(super) fn export_generation(&self, generation: &Generation) {
         let tokens = tokens_of(generation);
         let provider = provider_name(&generation.provider);
-        let request_model = generation.model.as_str();
-        let response_model = Some(generation.model.as_str());
+        let request_model = model_or(&generation.request_model, &generation.model);
         let cancelled =
             generation.error.is_none() && generation.stop_reason.as_deref() == Some(CANCELLED);
+        let answered = generation.error.is_none() && !cancelled;
+        // The model that answered: the one the provider named, or the one asked for when the
+        // call answered without naming one.
+        let response_model =
+            (answered || generation.model != request_model).then_some(generation.model.as_str());
         let error = match &generation.error {
             Some(error) => Some(Cow::Borrowed(error)),
             None if cancelled => Some(Cow::Owned(ErrorInfo::new(
@@ -221,13 +252,16 @@ impl Inner {
         let provider = provider_name(&embedding.provider);
         let server = server_of(&embedding.base_url);
         let error = embedding.error.as_ref();
+        let request_model = model_or(&embedding.request_model, &embedding.model);
+        let response_model = (error.is_none() || embedding.model != request_model)
+            .then_some(embedding.model.as_str());
         let mut metric_attributes = Vec::with_capacity(8);
         common(
             &mut metric_attributes,
             OPERATION_EMBEDDINGS,
             provider,
-            &embedding.model,
-            Some(&embedding.model),
+            request_model,
+            response_model,
             server,
             error,
         );
@@ -240,7 +274,7 @@ impl Inner {
                 embedding.usage.input_tokens.and_then(to_i64),
             );
             let shape = Shape {
-                name: format!("{OPERATION_EMBEDDINGS} {}", embedding.model),
+                name: format!("{OPERATION_EMBEDDINGS} {request_model}"),
                 kind: SpanKind::Client,
                 envelope: &embedding.envelope,
                 latency: embedding.latency,
@@ -387,9 +421,24 @@ fn push_tokens(attributes: &mut Vec<KeyValue>, tokens: &Tokens) {
     }
 }
 
-/// The person and the conversation, when the caller named them.
+/// The request's model, or the event's model when the event names no request model (events
+/// built by hand).
+fn model_or<'a>(request_model: &'a str, model: &'a str) -> &'a str {
+    if request_model.is_empty() {
+        model
+    } else {
+        request_model
+    }
+}
+
+/// The person and the conversation, when the caller named them: the conversation is the
+/// session, else a trace id the caller named — never an id the crate made up.
 fn push_identity(attributes: &mut Vec<KeyValue>, envelope: &Envelope) {
-    if let Some(conversation) = &envelope.session_id {
+    let conversation = envelope.session_id.as_ref().or(envelope
+        .trace_id
+        .as_ref()
+        .filter(|_| envelope.trace_id_named));
+    if let Some(conversation) = conversation {
         attributes.push(KeyValue::new(GEN_AI_CONVERSATION_ID, conversation.clone()));
     }
     if let Some(distinct_id) = &envelope.distinct_id {

@@ -6,4 +6,6 @@ pub mod events;
 pub mod http;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "otel")]
+pub mod otlp_receiver;
 pub mod sse_server;

@@ -109,6 +109,9 @@ struct Shape<'a> {
 
 impl Inner {
     pub(super) fn export_generation(&self, generation: &Generation) {
+        if !self.spans && self.metrics.is_none() {
+            return;
+        }
         let tokens = tokens_of(generation);
         let provider = provider_name(&generation.provider);
         let request_model = model_or(&generation.request_model, &generation.model);
@@ -127,168 +130,191 @@ impl Inner {
             ))),
             None => None,
         };
-        let server = server_of(&generation.base_url);
+        let parameters = &generation.parameters;
+        let envelope = &generation.envelope;
 
-        let mut metric_attributes = Vec::with_capacity(8);
+        // One vector for the span and the measurements: the attributes they share come first,
+        // the metrics read that prefix (plus one slot of their own) before the span takes it.
+        let content = self.capture_content && generation.input.is_some();
+        let capacity = COMMON_ATTRIBUTES
+            + 1
+            + count([
+                parameters.temperature.is_some(),
+                parameters.top_p.is_some(),
+                parameters.max_tokens.is_some(),
+                parameters.frequency_penalty.is_some(),
+                parameters.presence_penalty.is_some(),
+                !parameters.stop.is_empty(),
+                parameters.seed.is_some(),
+                parameters.stream,
+                generation.completion_id.is_some(),
+                true,
+                parameters.stream,
+                tokens.input.is_some(),
+                tokens.output.is_some(),
+                tokens.cache_read.is_some(),
+                tokens.cache_write.is_some(),
+                tokens.reasoning.is_some(),
+            ])
+            + if content { 4 } else { 0 }
+            + IDENTITY_ATTRIBUTES
+            + envelope.properties.len();
+        let mut attributes = Vec::with_capacity(capacity);
         common(
-            &mut metric_attributes,
+            &mut attributes,
             OPERATION_CHAT,
             provider,
             request_model,
             response_model,
-            server,
+            server_of(&generation.base_url),
             error.as_deref(),
         );
-        if self.spans {
-            let parameters = &generation.parameters;
-            let mut attributes = Vec::with_capacity(32);
-            attributes.extend_from_slice(&metric_attributes);
-            push_some(
-                &mut attributes,
-                GEN_AI_REQUEST_TEMPERATURE,
-                parameters.temperature,
-            );
-            push_some(&mut attributes, GEN_AI_REQUEST_TOP_P, parameters.top_p);
-            push_some(
-                &mut attributes,
-                GEN_AI_REQUEST_MAX_TOKENS,
-                parameters.max_tokens.map(i64::from),
-            );
-            push_some(
-                &mut attributes,
-                GEN_AI_REQUEST_FREQUENCY_PENALTY,
-                parameters.frequency_penalty,
-            );
-            push_some(
-                &mut attributes,
-                GEN_AI_REQUEST_PRESENCE_PENALTY,
-                parameters.presence_penalty,
-            );
-            if !parameters.stop.is_empty() {
-                attributes.push(KeyValue::new(
-                    GEN_AI_REQUEST_STOP_SEQUENCES,
-                    strings(&parameters.stop),
-                ));
-            }
-            push_some(&mut attributes, GEN_AI_REQUEST_SEED, parameters.seed);
-            if parameters.stream {
-                attributes.push(KeyValue::new(GEN_AI_REQUEST_STREAM, true));
-            }
-            if let Some(id) = &generation.completion_id {
-                attributes.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
-            }
-            let finish_reason = match (&error, &generation.stop_reason) {
-                (Some(_), _) => Some(FINISH_REASON_ERROR),
-                (None, Some(reason)) => Some(reason.as_str()),
-                (None, None) => None,
-            };
-            if let Some(reason) = finish_reason {
-                attributes.push(KeyValue::new(
-                    GEN_AI_RESPONSE_FINISH_REASONS,
-                    Value::Array(Array::String(vec![StringValue::from(reason.to_owned())])),
-                ));
-            }
-            if parameters.stream {
-                push_some(
-                    &mut attributes,
-                    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                    generation
-                        .time_to_first_token
-                        .map(|ttft| ttft.as_secs_f64()),
-                );
-            }
-            push_tokens(&mut attributes, &tokens);
-            if self.capture_content {
-                if let Some(input) = &generation.input {
-                    let (instructions, messages) = content::input_messages(provider, input);
-                    if let Some(instructions) = instructions {
-                        attributes.push(KeyValue::new(GEN_AI_SYSTEM_INSTRUCTIONS, instructions));
-                    }
-                    attributes.push(KeyValue::new(GEN_AI_INPUT_MESSAGES, messages));
-                    if !generation.tools.is_empty() {
-                        attributes.push(KeyValue::new(
-                            GEN_AI_TOOL_DEFINITIONS,
-                            content::tool_definitions(&generation.tools),
-                        ));
-                    }
-                }
-                if let Some(output) = &generation.output {
-                    attributes.push(KeyValue::new(
-                        GEN_AI_OUTPUT_MESSAGES,
-                        content::output_messages(output, finish_reason.unwrap_or("unknown")),
-                    ));
-                }
-            }
-            let shape = Shape {
-                name: format!("{OPERATION_CHAT} {request_model}"),
-                kind: SpanKind::Client,
-                envelope: &generation.envelope,
-                latency: generation.latency,
-                error,
-            };
-            self.emit_span(
-                shape,
-                Placement::of(&generation.envelope, false),
-                attributes,
-            );
-        }
         if let Some(instruments) = &self.metrics {
-            let time_to_first_chunk = generation
-                .parameters
+            let time_to_first_chunk = parameters
                 .stream
                 .then_some(generation.time_to_first_token)
                 .flatten()
                 .map(|ttft| ttft.as_secs_f64());
             instruments.record_chat(
-                &mut metric_attributes,
+                &mut attributes,
                 generation.latency.as_secs_f64(),
                 time_to_first_chunk,
                 &tokens,
             );
         }
+        if !self.spans {
+            return;
+        }
+        push_some(
+            &mut attributes,
+            GEN_AI_REQUEST_TEMPERATURE,
+            parameters.temperature,
+        );
+        push_some(&mut attributes, GEN_AI_REQUEST_TOP_P, parameters.top_p);
+        push_some(
+            &mut attributes,
+            GEN_AI_REQUEST_MAX_TOKENS,
+            parameters.max_tokens.map(i64::from),
+        );
+        push_some(
+            &mut attributes,
+            GEN_AI_REQUEST_FREQUENCY_PENALTY,
+            parameters.frequency_penalty,
+        );
+        push_some(
+            &mut attributes,
+            GEN_AI_REQUEST_PRESENCE_PENALTY,
+            parameters.presence_penalty,
+        );
+        if !parameters.stop.is_empty() {
+            attributes.push(KeyValue::new(
+                GEN_AI_REQUEST_STOP_SEQUENCES,
+                strings(&parameters.stop),
+            ));
+        }
+        push_some(&mut attributes, GEN_AI_REQUEST_SEED, parameters.seed);
+        if parameters.stream {
+            attributes.push(KeyValue::new(GEN_AI_REQUEST_STREAM, true));
+        }
+        if let Some(id) = &generation.completion_id {
+            attributes.push(KeyValue::new(GEN_AI_RESPONSE_ID, id.clone()));
+        }
+        let finish_reason = match (&error, &generation.stop_reason) {
+            (Some(_), _) => Some(FINISH_REASON_ERROR),
+            (None, Some(reason)) => Some(reason.as_str()),
+            (None, None) => None,
+        };
+        if let Some(reason) = finish_reason {
+            attributes.push(KeyValue::new(
+                GEN_AI_RESPONSE_FINISH_REASONS,
+                Value::Array(Array::String(vec![finish_reason_value(reason)])),
+            ));
+        }
+        if parameters.stream {
+            push_some(
+                &mut attributes,
+                GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                generation
+                    .time_to_first_token
+                    .map(|ttft| ttft.as_secs_f64()),
+            );
+        }
+        push_tokens(&mut attributes, &tokens);
+        if self.capture_content {
+            if let Some(input) = &generation.input {
+                let (instructions, messages) = content::input_messages(provider, input);
+                if let Some(instructions) = instructions {
+                    attributes.push(KeyValue::new(GEN_AI_SYSTEM_INSTRUCTIONS, instructions));
+                }
+                attributes.push(KeyValue::new(GEN_AI_INPUT_MESSAGES, messages));
+                if !generation.tools.is_empty() {
+                    attributes.push(KeyValue::new(
+                        GEN_AI_TOOL_DEFINITIONS,
+                        content::tool_definitions(&generation.tools),
+                    ));
+                }
+            }
+            if let Some(output) = &generation.output {
+                attributes.push(KeyValue::new(
+                    GEN_AI_OUTPUT_MESSAGES,
+                    content::output_messages(output, finish_reason.unwrap_or("unknown")),
+                ));
+            }
+        }
+        let shape = Shape {
+            name: format!("{OPERATION_CHAT} {request_model}"),
+            kind: SpanKind::Client,
+            envelope,
+            latency: generation.latency,
+            error,
+        };
+        self.emit_span(shape, Placement::of(envelope, false), attributes);
     }
 
     pub(super) fn export_embedding(&self, embedding: &Embedding) {
-        let provider = provider_name(&embedding.provider);
-        let server = server_of(&embedding.base_url);
+        if !self.spans && self.metrics.is_none() {
+            return;
+        }
         let error = embedding.error.as_ref();
         let request_model = model_or(&embedding.request_model, &embedding.model);
         let response_model = (error.is_none() || embedding.model != request_model)
             .then_some(embedding.model.as_str());
-        let mut metric_attributes = Vec::with_capacity(8);
+        let envelope = &embedding.envelope;
+        let mut attributes = Vec::with_capacity(
+            COMMON_ATTRIBUTES + 2 + IDENTITY_ATTRIBUTES + envelope.properties.len(),
+        );
         common(
-            &mut metric_attributes,
+            &mut attributes,
             OPERATION_EMBEDDINGS,
-            provider,
+            provider_name(&embedding.provider),
             request_model,
             response_model,
-            server,
+            server_of(&embedding.base_url),
             error,
         );
-        if self.spans {
-            let mut attributes = Vec::with_capacity(12);
-            attributes.extend_from_slice(&metric_attributes);
-            push_some(
-                &mut attributes,
-                GEN_AI_USAGE_INPUT_TOKENS,
-                embedding.usage.input_tokens.and_then(to_i64),
-            );
-            let shape = Shape {
-                name: format!("{OPERATION_EMBEDDINGS} {request_model}"),
-                kind: SpanKind::Client,
-                envelope: &embedding.envelope,
-                latency: embedding.latency,
-                error: error.map(Cow::Borrowed),
-            };
-            self.emit_span(shape, Placement::of(&embedding.envelope, false), attributes);
-        }
         if let Some(instruments) = &self.metrics {
             instruments.record_embeddings(
-                &mut metric_attributes,
+                &mut attributes,
                 embedding.latency.as_secs_f64(),
                 embedding.usage.input_tokens,
             );
         }
+        if !self.spans {
+            return;
+        }
+        push_some(
+            &mut attributes,
+            GEN_AI_USAGE_INPUT_TOKENS,
+            embedding.usage.input_tokens.and_then(to_i64),
+        );
+        let shape = Shape {
+            name: format!("{OPERATION_EMBEDDINGS} {request_model}"),
+            kind: SpanKind::Client,
+            envelope,
+            latency: embedding.latency,
+            error: error.map(Cow::Borrowed),
+        };
+        self.emit_span(shape, Placement::of(envelope, false), attributes);
     }
 
     pub(super) fn export_span(&self, span: &SpanRecord) {
@@ -379,6 +405,15 @@ pub(super) fn tokens_of(generation: &Generation) -> Tokens {
     }
 }
 
+/// How many attributes [`common`] writes at most.
+const COMMON_ATTRIBUTES: usize = 7;
+/// How many attributes [`push_identity`] writes at most.
+const IDENTITY_ATTRIBUTES: usize = 2;
+
+fn count<const N: usize>(present: [bool; N]) -> usize {
+    present.into_iter().filter(|&present| present).count()
+}
+
 /// The attributes spans and measurements share.
 fn common(
     attributes: &mut Vec<KeyValue>,
@@ -390,7 +425,10 @@ fn common(
     error: Option<&ErrorInfo>,
 ) {
     attributes.push(KeyValue::new(GEN_AI_OPERATION_NAME, operation));
-    attributes.push(KeyValue::new(GEN_AI_PROVIDER_NAME, provider.to_owned()));
+    attributes.push(KeyValue::new(
+        GEN_AI_PROVIDER_NAME,
+        well_known(provider, &PROVIDERS),
+    ));
     attributes.push(KeyValue::new(
         GEN_AI_REQUEST_MODEL,
         request_model.to_owned(),
@@ -483,6 +521,52 @@ fn strings(values: &[String]) -> Value {
             .map(|value| StringValue::from(value.clone()))
             .collect(),
     ))
+}
+
+/// Provider names the conventions list (and this crate's providers use): sent without a copy.
+const PROVIDERS: [&str; 17] = [
+    "openai",
+    "anthropic",
+    "azure.ai.openai",
+    "azure.ai.inference",
+    "aws.bedrock",
+    "cohere",
+    "deepseek",
+    "gcp.gemini",
+    "gcp.gen_ai",
+    "gcp.vertex_ai",
+    "groq",
+    "ibm.watsonx.ai",
+    "mistral_ai",
+    "moonshot_ai",
+    "perplexity",
+    "x_ai",
+    "ollama",
+];
+
+/// Finish reasons the providers send most: sent without a copy.
+const FINISH_REASONS: [&str; 9] = [
+    "stop",
+    "length",
+    "tool_calls",
+    "content_filter",
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    FINISH_REASON_ERROR,
+];
+
+/// `text` as an attribute value: the static copy when `known` has it, else an owned one.
+fn well_known(text: &str, known: &[&'static str]) -> StringValue {
+    match known.iter().find(|candidate| **candidate == text) {
+        Some(name) => StringValue::from(*name),
+        None => StringValue::from(text.to_owned()),
+    }
+}
+
+fn finish_reason_value(reason: &str) -> StringValue {
+    well_known(reason, &FINISH_REASONS)
 }
 
 /// `gen_ai.provider.name` for the crate's provider label: the conventions' well-known names for

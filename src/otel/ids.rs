@@ -189,10 +189,7 @@ mod tests {
         assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(fnv1a_128(b""), FNV128_OFFSET);
-        assert_eq!(
-            fnv1a_128(b"a"),
-            0xd228_cb69_6f1a_8caf_78_91_2b_70_4e_4a_89_64
-        );
+        assert_eq!(fnv1a_128(b"a"), 0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964);
     }
 
     #[test]

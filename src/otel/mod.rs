@@ -53,56 +53,115 @@
 //!   with the error's text (without its message in privacy mode). A call its caller dropped is
 //!   `cancelled`: it may have cost tokens and gave no complete answer, and leaving it out of
 //!   `error.type` would put it among the successes' latencies;
-//! - `gen_ai.conversation.id` when the caller gave a session id (never an id the crate made
-//!   up), `posthog.distinct_id` when the call names a person, and the caller's custom
-//!   properties under their own names.
+//! - `gen_ai.conversation.id` when the caller named the conversation: the session id
+//!   (`CallContext::session_id`, `Span::with_session_id`), else a trace id the caller chose
+//!   (`CallContext::trace_id`, `Tracer::trace_with_id`) — never a UUID the crate made up nor a
+//!   trace id taken from the service, as the conventions ask;
+//! - `posthog.distinct_id` when the call names a person, and the caller's custom properties
+//!   under their own names (the crate's attributes win a clash).
+//!
+//! Agent spans carry `gen_ai.operation.name = invoke_agent`, `gen_ai.agent.name`, the
+//! conversation and person, and `error.type` with status `ERROR` when the span failed or was
+//! dropped unended (`cancelled`). Feedback and metric events have no OpenTelemetry counterpart
+//! and are skipped.
 //!
 //! # Content
 //!
 //! `gen_ai.input.messages`, `gen_ai.output.messages`, `gen_ai.system_instructions` (for APIs
-//! that take them apart, such as Anthropic's) and `gen_ai.tool.definitions`, as the
-//! conventions' JSON, are off by default. [`OtelSinkBuilder::capture_content`] turns them on,
-//! as does `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` when the code says
-//! nothing. Privacy mode wins: a private call has no content to send. The recorder's redactor
-//! has run before any sink sees the event, and inline base64 media is never sent.
+//! that take them apart from the conversation: Anthropic, Gemini, Vertex AI, Bedrock) and
+//! `gen_ai.tool.definitions`, as the conventions' JSON, are off by default.
+//! [`OtelSinkBuilder::capture_content`] turns them on, as does
+//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` when the code says nothing. Privacy
+//! mode wins: a private call carries no content to send, and its error status has no provider
+//! message. The recorder's redactor has run before any sink sees the event, and inline base64
+//! media never leaves the process (`[base64 image/png redacted]`).
 //!
 //! # Metrics
 //!
-//! With [`MetricNames::Latest`] (the default), the names of semantic-conventions-genai v0.1:
+//! With [`MetricNames::Latest`] (the default), the names of semantic-conventions-genai v0.1
+//! (`client-inference.md`, `gen-ai-token-metrics.md`, `client-embeddings.md`):
 //!
 //! | instrument | unit | recorded |
 //! |---|---|---|
-//! | `gen_ai.client.inference.duration` (histogram, buckets 0.01 s … 81.92 s) | `s` | every chat call |
-//! | `gen_ai.client.inference.time_to_first_chunk` (histogram, same buckets) | `s` | streamed chat calls that got a chunk |
+//! | `gen_ai.client.inference.duration` (histogram) | `s` | every chat call |
+//! | `gen_ai.client.inference.time_to_first_chunk` (histogram) | `s` | streamed chat calls that got a chunk |
 //! | `gen_ai.client.inference.usage.input_tokens`, `.output_tokens` (counters, `gen_ai.token.modality = unknown`) | `{token}` | every chat call (0 when unreported) |
-//! | `gen_ai.client.inference.usage.cache_read.input_tokens`, `.cache_write.input_tokens`, `.reasoning.output_tokens` | `{token}` | when reported |
-//! | `gen_ai.client.embeddings.duration`, `gen_ai.client.embeddings.operation.input_tokens` | `s`, `{token}` | every embedding call |
+//! | `gen_ai.client.inference.usage.cache_read.input_tokens`, `.cache_write.input_tokens`, `.reasoning.output_tokens` (counters) | `{token}` | when reported |
+//! | `gen_ai.client.embeddings.duration` (histogram), `gen_ai.client.embeddings.operation.input_tokens` (histogram) | `s`, `{token}` | every embedding call |
 //!
-//! Each has `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
+//! Durations use the conventions' buckets, 0.01 s to 81.92 s doubling
+//! ([`semconv::DURATION_BUCKETS`]); token histograms 1 to 67,108,864 by fours. Every measurement
+//! has `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
 //! `gen_ai.response.model`, `server.address`, `server.port`, and `error.type` on failures.
+//!
 //! [`MetricNames::Legacy`] writes the names of semantic-conventions v1.37–v1.41 instead, which
-//! most dashboards still query: `gen_ai.client.operation.duration`,
-//! `gen_ai.client.operation.time_to_first_chunk`, and the `gen_ai.client.token.usage` histogram
-//! by `gen_ai.token.type` (`input`, `output`); [`MetricNames::Both`] writes both, for a
-//! migration. PostHog's OTLP intake takes traces and logs, not metrics.
+//! most dashboards and vendors still query: the `gen_ai.client.operation.duration` and
+//! `gen_ai.client.operation.time_to_first_chunk` histograms, and the `gen_ai.client.token.usage`
+//! histogram by `gen_ai.token.type` (`input`, `output`); [`MetricNames::Both`] writes both
+//! generations, for a migration. PostHog's OTLP intake takes traces and logs, not metrics: it
+//! reads the span attributes above.
 //!
 //! # Ids
 //!
-//! A call has the same ids in PostHog and in OpenTelemetry: UUID trace ids are the trace ids,
-//! other ids map by a documented hash (see [`ids`](self::trace_id_for) and
-//! [`TracedIdGenerator`], which the tracer provider must use for the span ids to be the
-//! event's).
+//! A call has the same ids in PostHog and in OpenTelemetry, so the two views join: UUID trace
+//! ids are the OpenTelemetry trace ids, other ids map by a documented FNV-1a hash (see
+//! [`trace_id_for`], [`span_id_for`]). The OpenTelemetry SDK draws span ids from its id
+//! generator only, so the tracer provider must use [`TracedIdGenerator`]; without it the sink
+//! warns once, and a crate trace's spans no longer point at their parents.
+//!
+//! # Nesting
+//!
+//! A call, or a trace, that starts inside a span of the service's own tracing becomes a child
+//! of that span, so an axum handler's request span contains its LLM spans. The parent is taken
+//! when the work starts — a stream that ends later, elsewhere, keeps it — and its sampling
+//! decision is kept. Where it comes from:
+//!
+//! 1. the crate's own scope wins: inside a [`Span::in_scope`](crate::trace::Span::in_scope),
+//!    or with an explicit `CallContext::parent_id`, the crate's span is the parent, whatever
+//!    `tracing` span is current;
+//! 2. otherwise, with feature `tracing-opentelemetry`, the current `tracing` span's
+//!    OpenTelemetry context (`tracing_opentelemetry::OpenTelemetrySpanExt::context`);
+//! 3. otherwise the current OpenTelemetry context, which `tracing-opentelemetry`'s layer sets
+//!    on entering a span (its default context activation), as do `Context::attach` and
+//!    `FutureExt::with_context`. With the default activation, feature `otel` alone nests.
+//!
+//! A call or trace with no trace id of its own then takes the service's trace id, written as 32
+//! hex digits, in PostHog too (`$ai_trace_id`), so every view names the same trace. One whose
+//! caller named a trace id (`CallContext::trace_id`, `Tracer::trace_with_id`) keeps it, as a
+//! root of that trace with a span link to the service's span. PostHog has no span for the
+//! service's own request: there such calls are roots of their trace.
 //!
 //! # Sampling
 //!
-//! The parents of a crate trace's spans have not been exported when their children are (a
-//! span ends after its children), so children reach the sampler with a parent marked sampled.
-//! To keep or drop whole traces, sample by trace id (`Sampler::TraceIdRatioBased`), which
-//! gives every span of a trace the same decision.
+//! A crate span is exported before its parent (a span ends after its children), so it reaches
+//! the sampler with a parent context marked as the service's span was (sampled or not), or
+//! sampled for a trace the crate alone knows. To keep or drop whole crate traces, sample by
+//! trace id (`Sampler::TraceIdRatioBased`), which gives every span of a trace the same decision.
+//!
+//! # PostHog's OTLP intake
+//!
+//! PostHog takes OTLP traces at `/i/v0/ai/otel` (`https://us.i.posthog.com/i/v0/ai/otel`, or
+//! the EU host), with the project token (`phc_…`) as a bearer token, protobuf or JSON. Point a
+//! span exporter there instead of using the capture API:
+//!
+//! ```text
+//! OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://us.i.posthog.com/i/v0/ai/otel
+//! OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer phc_..."
+//! ```
+//!
+//! PostHog turns `chat` spans into `$ai_generation` (this sink always names chat calls `chat`,
+//! the one operation it maps so), `embeddings` into `$ai_embedding`, the rest into `$ai_span`
+//! and a root into `$ai_trace`; `posthog.distinct_id` names the person, else PostHog derives a
+//! personless id from the conversation or trace. That path loses what PostHog does not map
+//! today: cache read and write tokens (so cache discounts in its cost), reasoning tokens, time
+//! to first token, finish reasons and request parameters; custom properties and groups arrive
+//! only as plain attributes. Its limits: 4 MB per request, at most 100 AI spans per request
+//! (keep the batch processor's `max_export_batch_size` at or under 100). The capture API sink,
+//! [`PosthogSink`](crate::posthog::PosthogSink), keeps all of it.
 
 mod bridge;
 mod content;
-pub(crate) mod ids;
+pub mod ids;
 mod metrics;
 pub mod semconv;
 mod span;

@@ -647,7 +647,7 @@ mod tests {
     fn exclusive_cache_counts_are_added_to_the_input() {
         let mut generation = Generation::new("claude-sonnet-4-5", "anthropic");
         generation.cache_tokens_in_input = false;
-        generation.usage = crate::Usage::new(10, 5)
+        generation.usage = crate::types::Usage::new(10, 5)
             .with_cache_read(100)
             .with_cache_creation(20);
         assert_eq!(tokens_of(&generation).input, Some(130));

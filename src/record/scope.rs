@@ -104,7 +104,7 @@ impl SpanScope {
 
 /// The span of the service's own tracing that work starting now runs in: the current `tracing`
 /// span's OpenTelemetry context, else the current OpenTelemetry context (see
-/// [`otel`](crate::otel#nesting)). Always `None` without the `otel` feature.
+/// the `otel` module, "Nesting"). Always `None` without the `otel` feature.
 pub(crate) fn service_trace_parent() -> Option<TraceParent> {
     #[cfg(feature = "otel")]
     {

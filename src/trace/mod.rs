@@ -83,7 +83,7 @@ impl Tracer {
 
     /// Opens a trace with a fresh id: a UUIDv7, or, when it starts inside a span of the
     /// service's own OpenTelemetry tracing (feature `otel`), that span's trace id, so the trace
-    /// nests under it (see [`otel`](crate::otel#nesting)).
+    /// nests under it (see the `otel` module, "Nesting").
     pub fn trace(&self, name: impl Into<String>) -> Span {
         let trace_parent = service_trace_parent();
         let trace_id = match &trace_parent {

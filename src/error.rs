@@ -114,6 +114,7 @@ impl Error {
     }
 
     /// A copy of this error; the source, which cannot be cloned, becomes its message.
+    #[cfg(feature = "testing")]
     pub(crate) fn duplicate(&self) -> Self {
         let inner = &self.inner;
         Self {
@@ -164,6 +165,7 @@ impl Error {
 
     /// Sets the type and code a provider's error body stated, when it stated them.
     #[must_use]
+    #[cfg(any(feature = "openai", feature = "anthropic"))]
     pub(crate) fn with_api_fields(
         mut self,
         error_type: Option<String>,

@@ -55,10 +55,16 @@ pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
 #[allow(dead_code)]
 fn _assert_impls() {
     fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
-    shareable::<OpenAi>();
-    shareable::<OpenAiBuilder>();
-    shareable::<Anthropic>();
-    shareable::<AnthropicBuilder>();
+    #[cfg(feature = "openai")]
+    {
+        shareable::<OpenAi>();
+        shareable::<OpenAiBuilder>();
+    }
+    #[cfg(feature = "anthropic")]
+    {
+        shareable::<Anthropic>();
+        shareable::<AnthropicBuilder>();
+    }
 }
 
 /// Entry points for the parsing benchmark; not part of the API.
@@ -70,6 +76,7 @@ pub mod __bench {
     use crate::ChatStream;
 
     /// Parses an OpenAI event stream from memory through the providers' own path.
+    #[cfg(feature = "openai")]
     pub fn openai_stream<S>(bytes: S) -> ChatStream
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
@@ -78,6 +85,7 @@ pub mod __bench {
     }
 
     /// Parses an Anthropic event stream from memory through the providers' own path.
+    #[cfg(feature = "anthropic")]
     pub fn anthropic_stream<S>(bytes: S) -> ChatStream
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,

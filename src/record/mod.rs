@@ -7,7 +7,7 @@
 //! [`SpanScope`]), privacy applied, content redacted and the cost priced.
 //!
 //! [`TracedModel`](crate::TracedModel) records every call of an [`LlmModel`](crate::LlmModel)
-//! this way, and so do [`Tracer`](crate::trace::Tracer) and its spans. A client that is not an
+//! this way, and so do [`Tracer`] and its spans. A client that is not an
 //! `LlmModel` — another crate's, or a plain function — records the same events through the same
 //! seam:
 //!

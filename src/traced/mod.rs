@@ -20,7 +20,7 @@ use crate::{Error, LlmModel, Result};
 /// It implements [`LlmModel`] itself, so it stands wherever the model stood. Tracing never
 /// blocks the caller, never panics into it and never changes the result: a sink that fails or is
 /// full is invisible to the caller. Every call goes through the model's
-/// [`Recorder`](crate::record::Recorder); configure it with [`TracedModel::builder`].
+/// [`Recorder`]; configure it with [`TracedModel::builder`].
 ///
 /// ```
 /// use traced_llm::sink::InMemorySink;

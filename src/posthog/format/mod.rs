@@ -32,9 +32,11 @@ pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `$ai_input`, the conversation: the size guard drops its oldest messages first.
 pub(crate) const INPUT: &str = "$ai_input";
 /// The property the size guard adds when it had to remove whole properties.
+#[cfg(feature = "posthog")]
 pub(crate) const TRUNCATION_NOTE: &str = "$ai_traced_llm_truncated";
 /// Properties whose strings are identities or labels, never content: the size guard never cuts
 /// them.
+#[cfg(feature = "posthog")]
 pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
     "$ai_trace_id",
     "$ai_session_id",

@@ -789,3 +789,32 @@ async fn an_attached_opentelemetry_context_is_a_parent_too() {
     assert_eq!(chat.parent_span_id, parent_context.span_id());
     assert_eq!(chat.span_context.trace_id(), parent_context.trace_id());
 }
+
+#[tokio::test]
+async fn without_the_id_generator_spans_still_arrive_with_random_ids() {
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let sink = traced_llm::otel::OtelSink::builder()
+        .tracer_provider(&provider)
+        .metrics(false)
+        .build();
+    let (model, events) = {
+        let events = InMemorySink::new();
+        let model = TracedModel::new(
+            openai().respond(answer()),
+            Fanout::new().with(events.clone()).with(sink),
+        );
+        (model, events)
+    };
+    model.chat(&request()).await.unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 1);
+    let uuid = only_generation(&events)
+        .envelope
+        .uuid
+        .hyphenated()
+        .to_string();
+    assert_ne!(spans[0].span_context.span_id(), span_id_for(&uuid));
+}

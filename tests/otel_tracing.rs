@@ -165,3 +165,32 @@ async fn the_crates_scope_wins_over_the_tracing_span() {
         trace_id_for("conversation_7f3a")
     );
 }
+
+#[tokio::test]
+async fn a_stream_keeps_the_parent_it_started_under() {
+    let otel = Otel::new();
+    let _subscriber = subscriber(&otel, true);
+    let model = TracedModel::new(
+        ScriptedModel::new().stream(vec![
+            traced_llm::StreamEvent::text("Hi"),
+            traced_llm::StreamEvent::finish("stop"),
+        ]),
+        otel.sink(),
+    );
+    let request_span = tracing::info_span!("POST /chat");
+    // The handler returns the stream; it is read after the request span closed.
+    let mut stream = model
+        .chat_stream(&ask("Hi"))
+        .instrument(request_span.clone())
+        .await
+        .unwrap();
+    drop(request_span);
+    while stream.next().await.is_some() {}
+    drop(stream);
+
+    let spans = otel.spans();
+    let request = named(&spans, "POST /chat")[0];
+    let chat = named(&spans, "chat gpt-4o-mini")[0];
+    assert_eq!(chat.parent_span_id, request.span_context.span_id());
+    assert!(chat.end_time > request.end_time);
+}

@@ -262,7 +262,7 @@ impl Inner {
             }
         }
         let shape = Shape {
-            name: format!("{OPERATION_CHAT} {request_model}"),
+            name: span_name(OPERATION_CHAT, request_model),
             kind: SpanKind::Client,
             envelope,
             latency: generation.latency,
@@ -308,7 +308,7 @@ impl Inner {
             embedding.usage.input_tokens.and_then(to_i64),
         );
         let shape = Shape {
-            name: format!("{OPERATION_EMBEDDINGS} {request_model}"),
+            name: span_name(OPERATION_EMBEDDINGS, request_model),
             kind: SpanKind::Client,
             envelope,
             latency: embedding.latency,
@@ -329,7 +329,7 @@ impl Inner {
             attributes.push(KeyValue::new(ERROR_TYPE, error.kind.as_str()));
         }
         let shape = Shape {
-            name: format!("{OPERATION_INVOKE_AGENT} {name}"),
+            name: span_name(OPERATION_INVOKE_AGENT, name),
             kind: SpanKind::Internal,
             envelope: &span.envelope,
             latency: span.latency,
@@ -367,6 +367,15 @@ impl Inner {
         }
         span.end_with_timestamp(envelope.timestamp + shape.latency);
     }
+}
+
+/// `{operation} {subject}`, the conventions' span name.
+fn span_name(operation: &str, subject: &str) -> String {
+    let mut name = String::with_capacity(operation.len() + 1 + subject.len());
+    name.push_str(operation);
+    name.push(' ');
+    name.push_str(subject);
+    name
 }
 
 fn warn_foreign_ids() {

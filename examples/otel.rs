@@ -32,7 +32,9 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{MetricExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData,
+};
 use opentelemetry_sdk::Resource;
 use traced_llm::otel::{MetricNames, OtelSink, TracedIdGenerator};
 use traced_llm::posthog::PosthogSink;
@@ -141,10 +143,16 @@ fn providers() -> Result<(SdkTracerProvider, SdkMeterProvider, Spans), Box<dyn s
     if protocol_unset("METRICS") {
         metric_exporter = metric_exporter.with_protocol(Protocol::HttpBinary);
     }
+    // PostHog's OTLP intake takes at most 100 AI spans per request.
+    let batches = BatchSpanProcessor::builder(span_exporter.build()?)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_export_batch_size(100)
+                .build(),
+        )
+        .build();
     Ok((
-        tracer_provider
-            .with_batch_exporter(span_exporter.build()?)
-            .build(),
+        tracer_provider.with_span_processor(batches).build(),
         meter_provider
             .with_reader(PeriodicReader::builder(metric_exporter.build()?).build())
             .build(),

@@ -613,8 +613,6 @@ fn metric_attributes(extra: Json) -> Json {
             "gen_ai.provider.name": "openai",
             "gen_ai.request.model": "gpt-4o-mini",
             "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-            "server.address": "api.openai.com",
-            "server.port": 443,
         }),
         extra,
     )

@@ -92,7 +92,9 @@
 //! Durations use the conventions' buckets, 0.01 s to 81.92 s doubling
 //! ([`semconv::DURATION_BUCKETS`]); token histograms 1 to 67,108,864 by fours. Every measurement
 //! has `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
-//! `gen_ai.response.model`, `server.address`, `server.port`, and `error.type` on failures.
+//! `gen_ai.response.model`, and `error.type` on failures; `server.address` and `server.port`
+//! (recommended there) stay on the spans, so series stay one per provider and model and each
+//! measurement is cheaper to record.
 //!
 //! [`MetricNames::Legacy`] writes the names of semantic-conventions v1.37–v1.41 instead, which
 //! most dashboards and vendors still query: the `gen_ai.client.operation.duration` and

@@ -166,7 +166,6 @@ impl Inner {
             provider,
             request_model,
             response_model,
-            server_of(&generation.base_url),
             error.as_deref(),
         );
         if let Some(instruments) = &self.metrics {
@@ -185,6 +184,7 @@ impl Inner {
         if !self.spans {
             return;
         }
+        push_server(&mut attributes, &generation.base_url);
         push_some(
             &mut attributes,
             GEN_AI_REQUEST_TEMPERATURE,
@@ -289,7 +289,6 @@ impl Inner {
             provider_name(&embedding.provider),
             request_model,
             response_model,
-            server_of(&embedding.base_url),
             error,
         );
         if let Some(instruments) = &self.metrics {
@@ -302,6 +301,7 @@ impl Inner {
         if !self.spans {
             return;
         }
+        push_server(&mut attributes, &embedding.base_url);
         push_some(
             &mut attributes,
             GEN_AI_USAGE_INPUT_TOKENS,
@@ -414,7 +414,7 @@ pub(super) fn tokens_of(generation: &Generation) -> Tokens {
     }
 }
 
-/// How many attributes [`common`] writes at most.
+/// How many attributes [`common`] and [`push_server`] write at most.
 const COMMON_ATTRIBUTES: usize = 7;
 /// How many attributes [`push_identity`] writes at most.
 const IDENTITY_ATTRIBUTES: usize = 2;
@@ -430,7 +430,6 @@ fn common(
     provider: &str,
     request_model: &str,
     response_model: Option<&str>,
-    server: Option<(&str, Option<u16>)>,
     error: Option<&ErrorInfo>,
 ) {
     attributes.push(KeyValue::new(GEN_AI_OPERATION_NAME, operation));
@@ -445,14 +444,19 @@ fn common(
     if let Some(model) = response_model {
         attributes.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, model.to_owned()));
     }
-    if let Some((address, port)) = server {
+    if let Some(error) = error {
+        attributes.push(KeyValue::new(ERROR_TYPE, error.kind.as_str()));
+    }
+}
+
+/// `server.address` and `server.port`, on spans only: the metric series stay one per provider
+/// and model, and each measurement hashes two attributes fewer.
+fn push_server(attributes: &mut Vec<KeyValue>, base_url: &str) {
+    if let Some((address, port)) = server_of(base_url) {
         attributes.push(KeyValue::new(SERVER_ADDRESS, address.to_owned()));
         if let Some(port) = port {
             attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
         }
-    }
-    if let Some(error) = error {
-        attributes.push(KeyValue::new(ERROR_TYPE, error.kind.as_str()));
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod event;
+pub mod flags;
 mod model;
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -20,6 +21,8 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
+#[cfg(feature = "__http")]
+mod util;
 
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
@@ -42,4 +45,6 @@ fn _assert_impls() {
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();
+    send_sync::<flags::FlagSnapshot>();
+    send_sync::<flags::Exposures>();
 }

@@ -816,3 +816,22 @@ async fn without_the_id_generator_spans_still_arrive_with_random_ids() {
         .to_string();
     assert_ne!(spans[0].span_context.span_id(), span_id_for(&uuid));
 }
+
+#[tokio::test]
+async fn a_managed_prompt_is_named_on_the_span() {
+    let otel = Otel::new();
+    let model = TracedModel::new(openai().respond(answer()), otel.sink());
+    let context =
+        CallContext::new().prompt(traced_llm::event::PromptRef::new("support-system").version(3));
+    model
+        .chat(
+            &ChatRequest::new("gpt-4o-mini")
+                .message(Message::user("Hi"))
+                .context(context),
+        )
+        .await
+        .unwrap();
+    let attributes = span_attributes(&otel.span());
+    assert_eq!(attributes["gen_ai.prompt.name"], "support-system");
+    assert_eq!(attributes["gen_ai.prompt.version"], "3");
+}

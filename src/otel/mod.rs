@@ -60,10 +60,12 @@
 //! - `posthog.distinct_id` when the call names a person, and the caller's custom properties
 //!   under their own names (the crate's attributes win a clash).
 //!
-//! Agent spans carry `gen_ai.operation.name = invoke_agent`, `gen_ai.agent.name`, the
-//! conversation and person, and `error.type` with status `ERROR` when the span failed or was
-//! dropped unended (`cancelled`). Feedback and metric events have no OpenTelemetry counterpart
-//! and are skipped.
+//! Every span also carries `gen_ai.prompt.name` and `gen_ai.prompt.version` when the work used a
+//! managed prompt (`CallContext::prompt`). Agent spans carry `gen_ai.operation.name =
+//! invoke_agent`, `gen_ai.agent.name`, the conversation and person, and `error.type` with status
+//! `ERROR` when the span failed or was dropped unended (`cancelled`). Feedback, metric, flag
+//! exposure and exception events have no GenAI counterpart and are skipped (a failed call's
+//! span already carries its error).
 //!
 //! # Content
 //!
@@ -273,8 +275,12 @@ impl Sink for OtelSink {
             Event::Generation(generation) => self.inner.export_generation(generation),
             Event::Embedding(embedding) => self.inner.export_embedding(embedding),
             Event::Span(span) => self.inner.export_span(span),
-            // Feedback and metrics are PostHog's notions; OpenTelemetry has none to map to.
-            Event::Feedback(_) | Event::Metric(_) => {}
+            // Feedback, metrics and flag exposures are PostHog's notions with no GenAI
+            // counterpart; an exception repeats what its call's span already says.
+            Event::Feedback(_)
+            | Event::Metric(_)
+            | Event::FlagExposure(_)
+            | Event::Exception(_) => {}
         }
     }
 }

@@ -20,6 +20,10 @@ pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
 /// `gen_ai.conversation.id`: a conversation id the caller gave (never one the crate made up).
 pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// `gen_ai.prompt.name`: the managed prompt the work used.
+pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
+/// `gen_ai.prompt.version`: its version, as the prompt store numbers it.
+pub const GEN_AI_PROMPT_VERSION: &str = "gen_ai.prompt.version";
 /// `gen_ai.agent.name`: the name of an agent run (a trace's name).
 pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
 

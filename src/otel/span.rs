@@ -417,7 +417,7 @@ pub(super) fn tokens_of(generation: &Generation) -> Tokens {
 /// How many attributes [`common`] and [`push_server`] write at most.
 const COMMON_ATTRIBUTES: usize = 7;
 /// How many attributes [`push_identity`] writes at most.
-const IDENTITY_ATTRIBUTES: usize = 2;
+const IDENTITY_ATTRIBUTES: usize = 4;
 
 fn count<const N: usize>(present: [bool; N]) -> usize {
     present.into_iter().filter(|&present| present).count()
@@ -482,8 +482,8 @@ fn model_or<'a>(request_model: &'a str, model: &'a str) -> &'a str {
     }
 }
 
-/// The person and the conversation, when the caller named them: the conversation is the
-/// session, else a trace id the caller named — never an id the crate made up.
+/// The person, the conversation and the prompt, when the caller named them: the conversation is
+/// the session, else a trace id the caller named — never an id the crate made up.
 fn push_identity(attributes: &mut Vec<KeyValue>, envelope: &Envelope) {
     let conversation = envelope.session_id.as_ref().or(envelope
         .trace_id
@@ -494,6 +494,12 @@ fn push_identity(attributes: &mut Vec<KeyValue>, envelope: &Envelope) {
     }
     if let Some(distinct_id) = &envelope.distinct_id {
         attributes.push(KeyValue::new(POSTHOG_DISTINCT_ID, distinct_id.clone()));
+    }
+    if let Some(prompt) = &envelope.prompt {
+        attributes.push(KeyValue::new(GEN_AI_PROMPT_NAME, prompt.name.clone()));
+        if let Some(version) = prompt.version {
+            attributes.push(KeyValue::new(GEN_AI_PROMPT_VERSION, version.to_string()));
+        }
     }
 }
 

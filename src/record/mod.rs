@@ -52,7 +52,7 @@ pub(crate) use self::scope::service_trace_parent;
 pub use self::scope::SpanScope;
 pub use self::stream::TracedStream;
 
-use crate::event::Event;
+use crate::event::{Event, Exception};
 use crate::pricing::{CacheAccounting, PriceTable};
 use crate::redact::{redact_event, Redactor};
 use crate::sink::{NoopSink, Sink, SinkError};
@@ -75,6 +75,8 @@ struct Settings {
     /// Prices the user configured; without them, cost is a local estimate no backend sees.
     pricing: Option<PriceTable>,
     redactor: Option<Arc<dyn Redactor>>,
+    /// Send an [`Exception`] for every failed call, linked from the call's event.
+    error_tracking: bool,
 }
 
 impl Recorder {
@@ -119,6 +121,12 @@ impl Recorder {
         self.inner.privacy_mode
     }
 
+    /// Whether every failed call also sends an [`Exception`] (see
+    /// [`RecorderBuilder::error_tracking`]).
+    pub fn error_tracking(&self) -> bool {
+        self.inner.error_tracking
+    }
+
     /// Waits until every event so far is delivered, or `timeout` passed.
     ///
     /// # Errors
@@ -144,10 +152,36 @@ impl Recorder {
             if let Some(redactor) = &self.inner.redactor {
                 redact_event(&mut event, &**redactor);
             }
+            if self.inner.error_tracking {
+                self.track_error(&mut event);
+            }
             self.inner.sink.capture(event);
         }));
         if outcome.is_err() && !PANICKED.swap(true, Ordering::Relaxed) {
             tracing::error!(target: "traced_llm", "a sink or redactor panicked while an event was captured; the event is lost and the caller unaffected");
+        }
+    }
+
+    /// Sends the exception of a failed call ahead of it, and links it from the call's event.
+    /// The exception takes the error as redacted (and, in privacy mode, without its message).
+    fn track_error(&self, event: &mut Event) {
+        let unlinked = match event {
+            Event::Generation(g) => g.exception_id.is_none(),
+            Event::Embedding(e) => e.exception_id.is_none(),
+            _ => false,
+        };
+        if !unlinked {
+            return;
+        }
+        let Some(exception) = Exception::of(event) else {
+            return;
+        };
+        let uuid = exception.envelope.uuid;
+        self.inner.sink.capture(Event::Exception(exception));
+        match event {
+            Event::Generation(g) => g.exception_id = Some(uuid),
+            Event::Embedding(e) => e.exception_id = Some(uuid),
+            _ => {}
         }
     }
 
@@ -195,6 +229,7 @@ impl fmt::Debug for Recorder {
             .field("privacy_mode", &settings.privacy_mode)
             .field("pricing", &settings.pricing)
             .field("redactor", &settings.redactor.as_ref().map(|_| "Fn"))
+            .field("error_tracking", &settings.error_tracking)
             .finish()
     }
 }
@@ -213,6 +248,7 @@ pub struct RecorderBuilder {
     privacy_mode: bool,
     pricing: Option<PriceTable>,
     redactor: Option<Arc<dyn Redactor>>,
+    error_tracking: bool,
 }
 
 impl RecorderBuilder {
@@ -258,6 +294,16 @@ impl RecorderBuilder {
         self
     }
 
+    /// Error tracking (off by default): every failed call or embedding also sends an
+    /// [`Exception`] event in its trace, for the same person, and the call's event links it
+    /// ([`Generation::exception_id`](crate::event::Generation::exception_id)). PostHog shows
+    /// them in error tracking as `$exception`s typed by the error's kind, their value the
+    /// redacted message (withheld in privacy mode), one click from the trace.
+    pub fn error_tracking(mut self, enabled: bool) -> Self {
+        self.error_tracking = enabled;
+        self
+    }
+
     /// The recorder; without a sink, the one the environment names (see the type's docs).
     pub fn build(self) -> Recorder {
         let sink = self.sink.clone().unwrap_or_else(crate::sink::default_sink);
@@ -285,6 +331,7 @@ impl RecorderBuilder {
                 privacy_mode: self.privacy_mode,
                 pricing: self.pricing,
                 redactor: self.redactor,
+                error_tracking: self.error_tracking,
             }),
         }
     }
@@ -297,6 +344,7 @@ impl fmt::Debug for RecorderBuilder {
             .field("privacy_mode", &self.privacy_mode)
             .field("pricing", &self.pricing)
             .field("redactor", &self.redactor.as_ref().map(|_| "Fn"))
+            .field("error_tracking", &self.error_tracking)
             .finish()
     }
 }

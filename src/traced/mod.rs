@@ -241,6 +241,13 @@ impl<M> TracedModelBuilder<M> {
         self
     }
 
+    /// Sends an exception event for every failed call, linked from the call's event (see
+    /// [`RecorderBuilder::error_tracking`]).
+    pub fn error_tracking(mut self, enabled: bool) -> Self {
+        self.recorder = self.recorder.error_tracking(enabled);
+        self
+    }
+
     /// The traced model; without a sink, the one the environment names (see the type's docs).
     pub fn build(self) -> TracedModel<M> {
         TracedModel::with_recorder(self.inner, self.recorder.build())

@@ -180,7 +180,7 @@ impl Error {
     /// provider's type and code, and the text of its cause) with `[redacted]`. Providers call it
     /// with their own key, because error bodies sometimes echo it back.
     #[must_use]
-    #[allow(dead_code)] // the providers' shared transport calls it
+    #[cfg(any(test, feature = "openai", feature = "anthropic"))]
     pub(crate) fn redact_secret(mut self, secret: &str) -> Self {
         let secret = secret.trim();
         if secret.is_empty() {
@@ -392,7 +392,7 @@ impl fmt::Display for Error {
 }
 
 /// What stands in for a secret in any text.
-#[allow(dead_code)]
+#[cfg(any(test, feature = "openai", feature = "anthropic"))]
 const REDACTED: &str = "[redacted]";
 
 /// `error` and its causes, joined with `: `.

@@ -21,7 +21,6 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
-#[cfg(feature = "__http")]
 mod util;
 
 pub use crate::error::{Error, Result};

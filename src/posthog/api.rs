@@ -1,13 +1,16 @@
 //! What the flag and prompt clients share: keys that never print, the host, one HTTP client,
 //! and requests bounded by a timeout whose failures become [`Error`]s without a secret in them.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
+use crate::util::env;
+use crate::util::http::{build_client, without_secrets, ClientSettings, Failure};
+use crate::util::secret::Secret;
+use crate::util::url::{display, BaseUrl};
 use crate::{Error, Result};
 
 /// The name errors give as their provider.
@@ -16,52 +19,24 @@ pub(crate) const PROVIDER: &str = "posthog";
 /// Environment variable holding a personal API key (`phx_…`), for local evaluation and prompts.
 pub const ENV_PERSONAL_API_KEY: &str = "POSTHOG_PERSONAL_API_KEY";
 
-/// A PostHog key. `Debug` and `Display` show its kind, never its value.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Key(String);
+/// A PostHog key: `Debug` and `Display` show its kind, never its value.
+pub(crate) type Key = Secret;
 
-impl Key {
-    pub(crate) fn new(key: &str) -> Self {
-        Self(key.trim().to_owned())
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `Bearer <key>`, marked sensitive so no log of headers shows it.
-    pub(crate) fn bearer(&self) -> Result<HeaderValue> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
-            Error::builder("posthog: the personal API key holds characters a header cannot carry")
-        })?;
-        value.set_sensitive(true);
-        Ok(value)
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.get(..4) {
-            Some(prefix @ ("phc_" | "phx_")) => write!(f, "\"{prefix}…redacted\""),
-            _ => f.write_str("\"…redacted\""),
-        }
-    }
-}
-
-/// Reads an environment variable; unset, empty or blank counts as absent.
-pub(crate) fn env_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
+/// `Bearer <key>`, marked sensitive so no log of headers shows it.
+fn bearer(key: &Key) -> Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+        Error::builder("posthog: the personal API key holds characters a header cannot carry")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// A key from code, else from `env`; `None` when neither has one.
 pub(crate) fn key_from(code: Option<&str>, env: &str) -> Option<Key> {
     match code {
-        Some(key) if !key.trim().is_empty() => Some(Key::new(key)),
+        Some(key) if !key.trim().is_empty() => Some(Secret::new(key.trim())),
         Some(_) => None,
-        None => env_var(env).map(|key| Key::new(&key)),
+        None => env::var(env).map(Secret::new),
     }
 }
 
@@ -86,47 +61,24 @@ pub(crate) fn check_key(key: &Key, what: &str, personal: bool) -> Result<()> {
     Ok(())
 }
 
-/// The host from code, else from `POSTHOG_HOST`, else `default`, checked and without trailing
-/// slashes. A path prefix (a self-hosted install behind a proxy) is kept.
+/// The host from code, else from `POSTHOG_HOST`, else `default`, checked (this build must reach
+/// it) and without trailing slashes. A path prefix (a self-hosted install behind a proxy) is
+/// kept.
 pub(crate) fn host_from(code: Option<&str>, default: &str) -> Result<String> {
-    let env = env_var(super::ENV_HOST);
+    let env = env::var(super::ENV_HOST);
     let host = code
         .map(str::trim)
         .filter(|host| !host.is_empty())
         .or(env.as_deref())
-        .unwrap_or(default)
-        .trim_end_matches('/');
-    let invalid = || {
-        Error::builder(format!(
-            "posthog: host {:?} is not an http(s) URL",
-            display_url(host)
-        ))
-    };
-    let url = Url::parse(host).map_err(|_| invalid())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid());
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(invalid());
-    }
-    Ok(host.to_owned())
+        .unwrap_or(default);
+    let host = BaseUrl::parse(host, "posthog: host")?;
+    host.check_tls("posthog: host")?;
+    Ok(host.as_str().to_owned())
 }
 
-/// A URL as errors may show it: without user info, query or fragment.
+/// A URL as errors and `Debug` may show it: without user info, with query values replaced.
 pub(crate) fn display_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.set_fragment(None);
-            url.to_string()
-        }
-        Err(_) => {
-            let cut = raw.find(['@', '?', '#']).unwrap_or(raw.len());
-            raw[..cut].to_owned()
-        }
-    }
+    display(raw)
 }
 
 /// `host` + `path`, with `query` pairs encoded.
@@ -142,14 +94,9 @@ pub(crate) fn url(host: &str, path: &str, query: &[(&str, &str)]) -> Result<Url>
 
 /// One client for the life of a flag or prompt client: its connections are reused.
 pub(crate) fn client(timeout: Duration) -> Result<Client> {
-    Client::builder()
-        .user_agent(concat!("traced-llm/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .build()
-        .map_err(|err| {
-            Error::builder("posthog: cannot build the http client").with_source(err.without_url())
-        })
+    let mut settings = ClientSettings::new(timeout);
+    settings.timeout = Some(timeout);
+    build_client(settings).map_err(|err| err.with_provider(PROVIDER))
 }
 
 /// An answer: its status, its `ETag`, and its body.
@@ -177,14 +124,16 @@ pub(crate) async fn send(request: RequestBuilder, timeout: Duration, what: &str)
     };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Err(timed_out(what, timeout)),
-        Ok(Err(err)) if err.is_timeout() => Err(timed_out(what, timeout)),
-        Ok(Err(err)) if err.is_connect() || err.is_request() => {
-            Err(Error::connect(err.without_url()).with_provider(PROVIDER))
-        }
-        Ok(Err(err)) => Err(Error::other(format!("{what} request failed"))
-            .with_source(err.without_url())
-            .with_provider(PROVIDER)),
         Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(err)) => Err(match Failure::of(&err) {
+            Failure::Timeout => timed_out(what, timeout),
+            Failure::Connect | Failure::Request => {
+                Error::connect(without_secrets(err)).with_provider(PROVIDER)
+            }
+            Failure::Other => Error::other(format!("{what} request failed"))
+                .with_source(without_secrets(err))
+                .with_provider(PROVIDER),
+        }),
     }
 }
 
@@ -227,7 +176,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 
 /// Adds `Authorization: Bearer <key>`.
 pub(crate) fn authorized(request: RequestBuilder, key: &Key) -> Result<RequestBuilder> {
-    Ok(request.header(AUTHORIZATION, key.bearer()?))
+    Ok(request.header(AUTHORIZATION, bearer(key)?))
 }
 
 #[cfg(test)]
@@ -236,9 +185,11 @@ mod tests {
 
     #[test]
     fn keys_never_print() {
-        assert_eq!(format!("{:?}", Key::new("phx_secret")), "\"phx_…redacted\"");
+        let key = key_from(Some(" phx_personal_secret "), ENV_PERSONAL_API_KEY).unwrap();
+        assert_eq!(key.expose(), "phx_personal_secret");
+        assert_eq!(format!("{key:?}"), "\"phx_…redacted\"");
         assert_eq!(format!("{:?}", Key::new("secret")), "\"…redacted\"");
-        assert!(Key::new("phx_secret").bearer().unwrap().is_sensitive());
+        assert!(bearer(&key).unwrap().is_sensitive());
     }
 
     #[test]
@@ -252,13 +203,25 @@ mod tests {
     #[test]
     fn hosts_are_checked_and_keep_their_path() {
         assert_eq!(
-            host_from(Some("https://ph.example.com/ingest/"), "https://x").unwrap(),
-            "https://ph.example.com/ingest"
+            host_from(Some("http://ph.example.com/ingest/"), "https://x").unwrap(),
+            "http://ph.example.com/ingest"
         );
-        for bad in ["ftp://x", "not a url", "https://u:p@x", "https://x/?a=1"] {
+        let https = host_from(Some("https://ph.example.com"), "https://x");
+        // An https host needs a TLS feature; without one the error says which to enable.
+        match cfg!(any(feature = "rustls", feature = "native-tls")) {
+            true => assert_eq!(https.unwrap(), "https://ph.example.com"),
+            false => assert!(https.unwrap_err().to_string().contains("rustls")),
+        }
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "https://u:p@x/?a=1",
+            "https://x/?a=1",
+        ] {
             let err = host_from(Some(bad), "https://x").unwrap_err();
             assert!(err.is_builder(), "{bad}");
             assert!(!err.to_string().contains(":p@"), "{err}");
         }
+        assert_eq!(display_url("https://u:p@x/ingest"), "https://x/ingest");
     }
 }

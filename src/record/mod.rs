@@ -349,60 +349,7 @@ impl fmt::Debug for RecorderBuilder {
     }
 }
 
-/// A URL as events show it: without user info, and with every query value replaced, since
-/// both carry credentials (`http://user:key@host`, `?key=…`). Text that is not a URL passes
-/// through unchanged; no parsing happens unless the text holds `@` or `?`.
+/// A URL as events show it: without user info, and with every query value replaced.
 pub(crate) fn display_url(url: &str) -> String {
-    if !url.contains(['@', '?']) {
-        return url.to_owned();
-    }
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, rest) = rest.split_at(authority_end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    let mut shown = format!("{scheme}{host}{path}");
-    if let Some(query) = query {
-        let query = query.split('#').next().unwrap_or_default();
-        shown.push('?');
-        for (index, pair) in query.split('&').enumerate() {
-            if index > 0 {
-                shown.push('&');
-            }
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            shown.push_str(name);
-            shown.push_str("=[redacted]");
-        }
-    }
-    shown
-}
-
-#[cfg(test)]
-mod tests {
-    use super::display_url;
-
-    #[test]
-    fn urls_are_shown_without_credentials() {
-        assert_eq!(
-            display_url("https://api.openai.com/v1"),
-            "https://api.openai.com/v1"
-        );
-        assert_eq!(
-            display_url("http://user:sk-secret@127.0.0.1:8080/v1"),
-            "http://127.0.0.1:8080/v1"
-        );
-        assert_eq!(
-            display_url("https://host/v1beta?key=AIza-secret&alt=sse#frag"),
-            "https://host/v1beta?key=[redacted]&alt=[redacted]"
-        );
-        assert_eq!(display_url(""), "");
-    }
+    crate::util::url::display(url)
 }

@@ -10,8 +10,12 @@
     not(all(feature = "openai", feature = "anthropic", feature = "posthog")),
     allow(dead_code)
 )]
+// `url::display` serves every build: the recording core shows base URLs with it.
 
+#[cfg(feature = "__http")]
 pub(crate) mod env;
+#[cfg(feature = "__http")]
 pub(crate) mod http;
+#[cfg(feature = "__http")]
 pub(crate) mod secret;
 pub(crate) mod url;

@@ -5,16 +5,22 @@
 //! error shows of a URL goes through [`display`] or [`sanitize`]: user info removed, every query
 //! value replaced by `[redacted]`, the fragment dropped. Requests still go to the URL as given.
 
+#[cfg(feature = "__http")]
 use std::fmt;
 
+#[cfg(feature = "__http")]
 use reqwest::Url;
 
+#[cfg(feature = "__http")]
 use super::secret::Secret;
+#[cfg(feature = "__http")]
 use crate::{Error, Result};
 
+#[cfg(feature = "__http")]
 /// Whether this build can open `https` connections.
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
 
+#[cfg(feature = "__http")]
 /// A checked base URL: `http` or `https`, with a host and without query or fragment, kept as
 /// given but for surrounding white space and trailing slashes.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,6 +32,7 @@ pub(crate) struct BaseUrl {
     https: bool,
 }
 
+#[cfg(feature = "__http")]
 impl BaseUrl {
     /// Checks `raw`; `what` names it in the error (`"base url"`, `"posthog: host"`), which shows
     /// the URL through [`display`].
@@ -114,18 +121,50 @@ impl BaseUrl {
     }
 }
 
+#[cfg(feature = "__http")]
 impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.shown, f)
     }
 }
 
-/// `text` as safe to show: user info removed, every query value replaced by `[redacted]`
-/// (`https://h/v1?key=[redacted]`), the fragment dropped; text that holds neither `@` nor `?`
-/// comes back as it was. One rule for every URL the crate shows: the recording core applies it to
-/// `$ai_base_url` of any model, so it lives there.
-pub(crate) use crate::record::display_url as display;
+/// A URL as events show it: without user info, and with every query value replaced, since
+/// both carry credentials (`http://user:key@host`, `?key=…`). Text that is not a URL passes
+/// through unchanged; no parsing happens unless the text holds `@` or `?`.
+pub(crate) fn display(url: &str) -> String {
+    if !url.contains(['@', '?']) {
+        return url.to_owned();
+    }
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let mut shown = format!("{scheme}{host}{path}");
+    if let Some(query) = query {
+        let query = query.split('#').next().unwrap_or_default();
+        shown.push('?');
+        for (index, pair) in query.split('&').enumerate() {
+            if index > 0 {
+                shown.push('&');
+            }
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            shown.push_str(name);
+            shown.push_str("=[redacted]");
+        }
+    }
+    shown
+}
 
+#[cfg(feature = "__http")]
 /// [`display`] applied in place to a parsed URL (reqwest's, inside its errors).
 pub(crate) fn sanitize(url: &mut Url) {
     match Url::parse(&display(url.as_str())) {
@@ -141,6 +180,7 @@ pub(crate) fn sanitize(url: &mut Url) {
 }
 
 /// `%XX` escapes decoded; `None` when the result is not UTF-8.
+#[cfg(feature = "__http")]
 fn percent_decoded(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -164,7 +204,7 @@ fn percent_decoded(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "__http"))]
 mod tests {
     use super::*;
 
@@ -234,24 +274,6 @@ mod tests {
     }
 
     #[test]
-    fn display_strips_user_info_and_query_values() {
-        assert_eq!(
-            display("https://h/v1?key=abc"),
-            "https://h/v1?key=[redacted]"
-        );
-        assert_eq!(
-            display("http://a:b@h:9/x?k=v&z="),
-            "http://h:9/x?k=[redacted]&z=[redacted]"
-        );
-        assert_eq!(display("http://a:b@h"), "http://h");
-        assert_eq!(display("http://127.0.0.1:1/v1"), "http://127.0.0.1:1/v1");
-        // Not URLs: everything up to the last `@` of the authority goes all the same.
-        assert_eq!(display("http://u:p@ss@h:x/v1"), "http://h:x/v1");
-        assert_eq!(display("u:p@h?t=1"), "h?t=[redacted]");
-        assert_eq!(display("plain text"), "plain text");
-    }
-
-    #[test]
     fn sanitize_edits_in_place() {
         let mut url = Url::parse("http://u:p@h/x?api-version=1&key=K#frag").unwrap();
         sanitize(&mut url);
@@ -273,5 +295,28 @@ mod tests {
         }
         let http = BaseUrl::parse("http://127.0.0.1:1/v1", "base url").unwrap();
         assert!(http.check_tls("base url").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display;
+
+    #[test]
+    fn display_strips_user_info_and_query_values() {
+        assert_eq!(
+            display("https://h/v1?key=abc"),
+            "https://h/v1?key=[redacted]"
+        );
+        assert_eq!(
+            display("http://a:b@h:9/x?k=v&z="),
+            "http://h:9/x?k=[redacted]&z=[redacted]"
+        );
+        assert_eq!(display("http://a:b@h"), "http://h");
+        assert_eq!(display("http://127.0.0.1:1/v1"), "http://127.0.0.1:1/v1");
+        // Not URLs: everything up to the last `@` of the authority goes all the same.
+        assert_eq!(display("http://u:p@ss@h:x/v1"), "http://h:x/v1");
+        assert_eq!(display("u:p@h?t=1"), "h?t=[redacted]");
+        assert_eq!(display("plain text"), "plain text");
     }
 }

@@ -468,7 +468,7 @@ async fn exposures_and_flagged_generations_reach_the_batch_endpoint() {
         TracedModel::builder(ScriptedModel::new().respond(ChatResponse::text_response("hi")))
             .sink(sink.clone())
             .build();
-    let flags = builder()
+    let flags = PosthogFlags::builder()
         .api_key("phc_route")
         .host(server.uri())
         .exposures(Exposures::new(sink.clone()))
@@ -511,10 +511,4 @@ async fn exposures_and_flagged_generations_reach_the_batch_endpoint() {
     assert_eq!(generation["$active_feature_flags"], json!(["llm-params"]));
     assert_eq!(generation["$ai_model"], "gpt-5-mini");
     assert_eq!(generation["$ai_model_parameters"]["temperature"], 0.3);
-}
-
-/// A builder whose host is plain http, so the tests need no TLS feature; every test that talks
-/// to a server sets that server's host after it.
-fn builder() -> traced_llm::posthog::flags::PosthogFlagsBuilder {
-    PosthogFlags::builder().host("http://127.0.0.1:9")
 }

@@ -9,6 +9,8 @@ mod error;
 pub mod event;
 pub mod flags;
 mod model;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod posthog;
 pub mod pricing;
 #[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]

@@ -12,11 +12,14 @@ use uuid::Uuid;
 use crate::pricing::{Cost, ModelPrice, PriceTable};
 use crate::types::{ChatRequest, ContentPart, Message, Tool, Usage};
 
+mod alert;
 mod error;
 
+pub use self::alert::{Alert, AlertState};
 pub use self::error::{ErrorInfo, ErrorKind};
 
-/// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric.
+/// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric,
+/// an alert.
 // Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
 // allocation per call and save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -33,6 +36,8 @@ pub enum Event {
     Feedback(Feedback),
     /// A named measurement of a trace (`$ai_metric`).
     Metric(Metric),
+    /// An alert raised or cleared by a monitor (`llm_alert`, `llm_alert_cleared`).
+    Alert(Alert),
 }
 
 impl Event {
@@ -44,6 +49,7 @@ impl Event {
             Event::Span(event) => &event.envelope,
             Event::Feedback(event) => &event.envelope,
             Event::Metric(event) => &event.envelope,
+            Event::Alert(event) => &event.envelope,
         }
     }
 
@@ -55,6 +61,7 @@ impl Event {
             Event::Span(event) => &mut event.envelope,
             Event::Feedback(event) => &mut event.envelope,
             Event::Metric(event) => &mut event.envelope,
+            Event::Alert(event) => &mut event.envelope,
         }
     }
 
@@ -67,6 +74,7 @@ impl Event {
             Event::Span(_) => EventKind::Span,
             Event::Feedback(_) => EventKind::Feedback,
             Event::Metric(_) => EventKind::Metric,
+            Event::Alert(_) => EventKind::Alert,
         }
     }
 
@@ -76,7 +84,7 @@ impl Event {
             Event::Generation(event) => event.error.as_ref(),
             Event::Embedding(event) => event.error.as_ref(),
             Event::Span(event) => event.error.as_ref(),
-            Event::Feedback(_) | Event::Metric(_) => None,
+            Event::Feedback(_) | Event::Metric(_) | Event::Alert(_) => None,
         }
     }
 
@@ -105,6 +113,8 @@ pub enum EventKind {
     Feedback,
     /// A named measurement of a trace.
     Metric,
+    /// An alert raised or cleared by a monitor.
+    Alert,
 }
 
 impl From<Generation> for Event {
@@ -134,6 +144,12 @@ impl From<Feedback> for Event {
 impl From<Metric> for Event {
     fn from(metric: Metric) -> Self {
         Event::Metric(metric)
+    }
+}
+
+impl From<Alert> for Event {
+    fn from(alert: Alert) -> Self {
+        Event::Alert(alert)
     }
 }
 

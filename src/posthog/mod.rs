@@ -8,7 +8,10 @@
 
 mod format;
 
-pub use self::format::{capture_event, event_name, CaptureEvent, LIB_NAME, LIB_VERSION};
+pub use self::format::{
+    capture_event, event_name, CaptureEvent, ALERT_CLEARED_EVENT, ALERT_EVENT, LIB_NAME,
+    LIB_VERSION,
+};
 
 #[cfg(feature = "posthog")]
 mod builder;

@@ -6,6 +6,8 @@
 mod error;
 pub mod event;
 mod model;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 pub mod posthog;
 pub mod pricing;
 #[cfg(any(feature = "openai", feature = "anthropic"))]

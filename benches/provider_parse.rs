@@ -2,15 +2,23 @@
 //! stream, parsed from memory through the same path the providers use (SSE framing, JSON,
 //! neutral events). Target: at most 2 µs per chunk.
 //!
+//! And what encoding a request body costs: a 2-message and a 20-message streaming request,
+//! serialized to the bytes each provider sends.
+//!
 //! `cargo bench --bench provider_parse` prints the median of several samples, in ns per chunk,
-//! for bytes arriving one event per read and in 1 KiB reads.
+//! for bytes arriving one event per read and in 1 KiB reads, then in µs per request.
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream;
-use traced_llm::provider::__bench::{anthropic_stream, openai_stream};
-use traced_llm::ChatStream;
+use serde_json::json;
+use traced_llm::provider::__bench::{
+    anthropic_request_body, anthropic_stream, openai_request_body, openai_stream,
+};
+use traced_llm::types::{Tool, ToolCall};
+use traced_llm::{ChatRequest, ChatStream, Message};
 
 const CHUNKS: usize = 50;
 const SAMPLES: usize = 15;
@@ -134,6 +142,71 @@ fn measure(
     );
 }
 
+/// A request of `messages` messages: a system prompt and a user question for 2; for 20, a
+/// conversation of about 300 characters a turn with a tool, one tool call and its result.
+fn chat_request(messages: usize) -> ChatRequest {
+    let turn = |n: usize| {
+        format!(
+            "Turn {n}: could you compare the two approaches we discussed, keeping the answer \
+             short, with one example each, and say which one you would pick for a service that \
+             handles a few thousand requests per second with strict latency targets? {}",
+            "Thanks. ".repeat(8)
+        )
+    };
+    let mut request = ChatRequest::new("gpt-4o-mini")
+        .message(Message::system(
+            "You are a concise assistant for a software team. Answer in plain text.",
+        ))
+        .temperature(0.2)
+        .max_tokens(512);
+    if messages <= 2 {
+        return request.message(Message::user(turn(0)));
+    }
+    request = request.tool(Tool::new(
+        "search_docs",
+        "Searches the team's documentation",
+        json!({"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}),
+    ));
+    for n in 0..8 {
+        request = request
+            .message(Message::user(turn(n)))
+            .message(Message::assistant(turn(n + 100)));
+    }
+    request = request
+        .message(Message::user(turn(8)))
+        .message(Message::assistant_tool_calls([ToolCall::new(
+            "call_1",
+            "search_docs",
+            r#"{"query":"latency targets"}"#,
+        )]))
+        .message(Message::tool_result("call_1", turn(200)));
+    assert_eq!(request.messages.len(), messages);
+    request
+}
+
+fn measure_encoding(label: &str, encode: fn(&ChatRequest, bool) -> Vec<u8>, request: &ChatRequest) {
+    let bytes = encode(request, true);
+    assert!(bytes.len() > 100, "{label}: {} bytes", bytes.len());
+    let mut per_request = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        let mut runs = 0u32;
+        while started.elapsed() < SAMPLE_TIME {
+            black_box(encode(black_box(request), true));
+            runs += 1;
+        }
+        per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(runs));
+    }
+    per_request.sort_by(f64::total_cmp);
+    println!(
+        "{label:<40} median {:>7.2} µs/request (min {:>5.2}, max {:>5.2}; {} bytes)",
+        per_request[SAMPLES / 2],
+        per_request[0],
+        per_request[SAMPLES - 1],
+        bytes.len()
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -164,4 +237,17 @@ fn main() {
         anthropic_stream,
         &reads(&anthropic, Some(1024)),
     );
+    for messages in [2, 20] {
+        let request = chat_request(messages);
+        measure_encoding(
+            &format!("openai body, {messages} messages"),
+            openai_request_body,
+            &request,
+        );
+        measure_encoding(
+            &format!("anthropic body, {messages} messages"),
+            anthropic_request_body,
+            &request,
+        );
+    }
 }

@@ -132,6 +132,7 @@ impl Error {
     }
 
     /// A copy of this error; the source, which cannot be cloned, becomes its message.
+    #[cfg(feature = "testing")]
     pub(crate) fn duplicate(&self) -> Self {
         let inner = &self.inner;
         Self {
@@ -182,6 +183,7 @@ impl Error {
 
     /// Sets the type and code a provider's error body stated, when it stated them.
     #[must_use]
+    #[cfg(any(feature = "openai", feature = "anthropic"))]
     pub(crate) fn with_api_fields(
         mut self,
         error_type: Option<String>,
@@ -196,7 +198,7 @@ impl Error {
     /// provider's type and code, and the text of its cause) with `[redacted]`. Providers call it
     /// with their own key, because error bodies sometimes echo it back.
     #[must_use]
-    #[allow(dead_code)] // the providers' shared transport calls it
+    #[cfg(any(test, feature = "openai", feature = "anthropic"))]
     pub(crate) fn redact_secret(mut self, secret: &str) -> Self {
         let secret = secret.trim();
         if secret.is_empty() {
@@ -415,7 +417,7 @@ impl fmt::Display for Error {
 }
 
 /// What stands in for a secret in any text.
-#[allow(dead_code)]
+#[cfg(any(test, feature = "openai", feature = "anthropic"))]
 const REDACTED: &str = "[redacted]";
 
 /// `error` and its causes, joined with `: `.

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod event;
+pub mod flags;
 mod model;
 #[cfg(feature = "monitor")]
 pub mod monitor;
@@ -20,6 +21,7 @@ pub mod testing;
 pub mod trace;
 pub mod traced;
 pub mod types;
+mod util;
 
 pub use crate::error::{Error, Result};
 pub use crate::model::LlmModel;
@@ -42,4 +44,6 @@ fn _assert_impls() {
     send::<ChatStream>();
     send_sync::<Error>();
     send_sync::<event::Event>();
+    send_sync::<flags::FlagSnapshot>();
+    send_sync::<flags::Exposures>();
 }

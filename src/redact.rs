@@ -45,7 +45,8 @@ pub(crate) fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
         Event::Generation(generation) => generation.error.as_mut(),
         Event::Embedding(embedding) => embedding.error.as_mut(),
         Event::Span(span) => span.error.as_mut(),
-        Event::Feedback(_) | Event::Metric(_) | Event::Alert(_) => None,
+        Event::Exception(exception) => Some(&mut exception.error),
+        Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) | Event::Alert(_) => None,
     };
     if let Some(message) = error.and_then(|error| error.message.as_mut()) {
         redactor.redact(message);
@@ -77,7 +78,7 @@ pub(crate) fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
                 redactor.redact(text);
             }
         }
-        Event::Metric(_) | Event::Alert(_) => {}
+        Event::Metric(_) | Event::FlagExposure(_) | Event::Exception(_) | Event::Alert(_) => {}
     }
 }
 

@@ -14,9 +14,8 @@ use traced_llm::posthog::{
     QueueFullPolicy, RetryPolicy,
 };
 use traced_llm::sink::{Sink, SinkError};
-use traced_llm::testing::ScriptedModel;
 use traced_llm::types::Usage;
-use traced_llm::{ChatRequest, ChatResponse, LlmModel, Message, TracedModel};
+use traced_llm::Message;
 
 use support::capture_server::{Answer, CaptureServer};
 
@@ -595,37 +594,6 @@ async fn an_oversized_event_arrives_shrunk_under_budget_with_counts_intact() {
     assert_eq!(sink.stats().shrunk, 1);
 }
 
-#[tokio::test]
-async fn a_traced_model_without_a_sink_uses_posthog_from_the_environment() {
-    let server = CaptureServer::start(vec![]);
-    // The only test in this file that touches these variables.
-    std::env::set_var("POSTHOG_API_KEY", KEY);
-    std::env::set_var("POSTHOG_HOST", server.url());
-    let from_env = PosthogSink::from_env().unwrap();
-    let model = TracedModel::builder(
-        ScriptedModel::new()
-            .respond(ChatResponse::text_response("hi").with_usage(Usage::new(5, 1))),
-    )
-    .build();
-    std::env::remove_var("POSTHOG_API_KEY");
-    std::env::remove_var("POSTHOG_HOST");
-
-    assert_eq!(from_env.url(), format!("{}/batch/", server.url()));
-    assert!(format!("{:?}", model.sink()).contains("PosthogSink"));
-    model
-        .chat(&ChatRequest::new("gpt-4o-mini").message(Message::user("hello")))
-        .await
-        .unwrap();
-    model.shutdown(WAIT).await.unwrap();
-    let delivered = server.delivered_events();
-    assert_eq!(delivered.len(), 1);
-    assert_eq!(delivered[0]["properties"]["$ai_input_tokens"], 5);
-    assert_eq!(
-        server.requests()[0].header("content-encoding"),
-        Some("gzip")
-    );
-}
-
 /// Records every log event's fields as text.
 #[derive(Clone, Default)]
 struct LogRecorder(Arc<Mutex<String>>);
@@ -712,12 +680,4 @@ async fn the_key_never_appears_in_debug_output_or_logs() {
         assert!(!text.contains("secret_sink_test"), "key leaked: {text}");
     }
     assert!(format!("{sink:?}").contains(&server.url()));
-}
-
-#[test]
-fn from_env_without_a_key_is_a_builder_error() {
-    // Never sets the variable; another test may, so only check the explicit builder path.
-    let err = PosthogSinkBuilder::new().build().unwrap_err();
-    assert!(err.is_builder());
-    assert!(err.to_string().contains("POSTHOG_API_KEY"));
 }

@@ -204,7 +204,8 @@ async fn a_dropped_call_future_still_sends_one_cancelled_event() {
     assert_eq!(events.len(), 1);
     let mut props = properties(&events[0]);
     let (latency, _) = take_timings(&mut props);
-    assert!(latency >= 0.040);
+    // Measured up to the cancel: the 40 ms timer starts a moment before the call's own clock.
+    assert!(latency >= 0.030, "latency {latency}");
     assert_eq!(props["$ai_stop_reason"], "cancelled");
     assert_eq!(props["$ai_is_error"], false);
     assert_eq!(props["$ai_http_status"], 0);

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::flags::{Flag, FlagSnapshot};
 use crate::pricing::{Cost, ModelPrice, PriceTable};
 use crate::types::{ChatRequest, ContentPart, Message, Tool, Usage};
 
@@ -18,8 +19,8 @@ mod error;
 pub use self::alert::{Alert, AlertState};
 pub use self::error::{ErrorInfo, ErrorKind};
 
-/// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric,
-/// an alert.
+/// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric;
+/// and, beside them, a flag's exposure, a failure for error tracking, and a monitor's alert.
 // Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
 // allocation per call and save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -36,6 +37,10 @@ pub enum Event {
     Feedback(Feedback),
     /// A named measurement of a trace (`$ai_metric`).
     Metric(Metric),
+    /// A person saw a flag's value (`$feature_flag_called`): experiments' exposure.
+    FlagExposure(FlagExposure),
+    /// A failed call, for error tracking (`$exception`), linked from the call's event.
+    Exception(Exception),
     /// An alert raised or cleared by a monitor (`llm_alert`, `llm_alert_cleared`).
     Alert(Alert),
 }
@@ -49,6 +54,8 @@ impl Event {
             Event::Span(event) => &event.envelope,
             Event::Feedback(event) => &event.envelope,
             Event::Metric(event) => &event.envelope,
+            Event::FlagExposure(event) => &event.envelope,
+            Event::Exception(event) => &event.envelope,
             Event::Alert(event) => &event.envelope,
         }
     }
@@ -61,6 +68,8 @@ impl Event {
             Event::Span(event) => &mut event.envelope,
             Event::Feedback(event) => &mut event.envelope,
             Event::Metric(event) => &mut event.envelope,
+            Event::FlagExposure(event) => &mut event.envelope,
+            Event::Exception(event) => &mut event.envelope,
             Event::Alert(event) => &mut event.envelope,
         }
     }
@@ -74,6 +83,8 @@ impl Event {
             Event::Span(_) => EventKind::Span,
             Event::Feedback(_) => EventKind::Feedback,
             Event::Metric(_) => EventKind::Metric,
+            Event::FlagExposure(_) => EventKind::FlagExposure,
+            Event::Exception(_) => EventKind::Exception,
             Event::Alert(_) => EventKind::Alert,
         }
     }
@@ -84,7 +95,10 @@ impl Event {
             Event::Generation(event) => event.error.as_ref(),
             Event::Embedding(event) => event.error.as_ref(),
             Event::Span(event) => event.error.as_ref(),
-            Event::Feedback(_) | Event::Metric(_) | Event::Alert(_) => None,
+            Event::Exception(event) => Some(&event.error),
+            Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) | Event::Alert(_) => {
+                None
+            }
         }
     }
 
@@ -113,6 +127,10 @@ pub enum EventKind {
     Feedback,
     /// A named measurement of a trace.
     Metric,
+    /// A person saw a flag's value.
+    FlagExposure,
+    /// A failed call, for error tracking.
+    Exception,
     /// An alert raised or cleared by a monitor.
     Alert,
 }
@@ -138,6 +156,18 @@ impl From<SpanRecord> for Event {
 impl From<Feedback> for Event {
     fn from(feedback: Feedback) -> Self {
         Event::Feedback(feedback)
+    }
+}
+
+impl From<FlagExposure> for Event {
+    fn from(exposure: FlagExposure) -> Self {
+        Event::FlagExposure(exposure)
+    }
+}
+
+impl From<Exception> for Event {
+    fn from(exception: Exception) -> Self {
+        Event::Exception(exception)
     }
 }
 
@@ -177,6 +207,11 @@ pub struct Envelope {
     pub properties: Map<String, Value>,
     /// Group analytics: group type to key.
     pub groups: Map<String, Value>,
+    /// The feature flags in effect: each flag's value, and which are on, so every metric
+    /// breaks down by variant.
+    pub flags: Option<FlagSnapshot>,
+    /// The managed prompt the work used, by name and version.
+    pub prompt: Option<PromptRef>,
 }
 
 impl Envelope {
@@ -198,7 +233,56 @@ impl Envelope {
             span_name: None,
             properties: Map::new(),
             groups: Map::new(),
+            flags: None,
+            prompt: None,
         }
+    }
+}
+
+/// A managed prompt by name and version, as a call names the one it used.
+///
+/// ```
+/// use traced_llm::event::PromptRef;
+/// use traced_llm::CallContext;
+///
+/// let context = CallContext::new().prompt(PromptRef::new("support-system").version(3));
+/// assert_eq!(context.prompt.unwrap().name, "support-system");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct PromptRef {
+    /// The prompt's name.
+    pub name: String,
+    /// The version used, when known.
+    pub version: Option<u64>,
+}
+
+impl PromptRef {
+    /// The prompt `name`, version unknown.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: None,
+        }
+    }
+
+    /// Sets the version.
+    #[must_use]
+    pub fn version(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
+    }
+}
+
+impl From<&str> for PromptRef {
+    fn from(name: &str) -> Self {
+        PromptRef::new(name)
+    }
+}
+
+impl From<String> for PromptRef {
+    fn from(name: String) -> Self {
+        PromptRef::new(name)
     }
 }
 
@@ -302,6 +386,8 @@ pub struct Generation {
     /// the backend (PostHog prices from its own table); see [`Generation::estimated_cost`] for a
     /// local figure.
     pub cost: Option<Cost>,
+    /// The uuid of the [`Exception`] event recorded for this failure (error tracking on).
+    pub exception_id: Option<Uuid>,
 }
 
 impl Generation {
@@ -329,6 +415,7 @@ impl Generation {
             provider_metadata: Map::new(),
             price: None,
             cost: None,
+            exception_id: None,
         }
     }
 
@@ -386,6 +473,8 @@ pub struct Embedding {
     pub price: Option<ModelPrice>,
     /// What the call cost at [`Embedding::price`]; sent to backends.
     pub cost: Option<Cost>,
+    /// The uuid of the [`Exception`] event recorded for this failure (error tracking on).
+    pub exception_id: Option<Uuid>,
 }
 
 /// A unit of work inside a trace, or the trace itself, once it ended.
@@ -496,5 +585,93 @@ impl Metric {
     pub fn with_distinct_id(mut self, distinct_id: impl Into<String>) -> Self {
         self.envelope.distinct_id = Some(distinct_id.into());
         self
+    }
+}
+
+/// A person saw a flag's value: the exposure experiments count. Reported once per (distinct id,
+/// flag, value) by [`Exposures`](crate::flags::Exposures).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FlagExposure {
+    /// The person (in `distinct_id`, always set) and their groups.
+    pub envelope: Envelope,
+    /// The flag's key.
+    pub key: String,
+    /// What the person saw: value, origin and the source's metadata.
+    pub flag: Flag,
+}
+
+impl FlagExposure {
+    /// `distinct_id` saw `flag`, named `key`.
+    pub fn new(distinct_id: impl Into<String>, key: impl Into<String>, flag: Flag) -> Self {
+        let mut envelope = Envelope::new();
+        envelope.distinct_id = Some(distinct_id.into());
+        Self {
+            envelope,
+            key: key.into(),
+            flag,
+        }
+    }
+}
+
+/// A failed call as error tracking sees it: its kind as the type, its message (scrubbed,
+/// withheld in privacy mode) as the value, in the failed call's trace.
+///
+/// With error tracking on ([`RecorderBuilder::error_tracking`](crate::record::RecorderBuilder::error_tracking)),
+/// the recorder sends one for every failed call and links it from the call's event
+/// ([`Generation::exception_id`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Exception {
+    /// The failed call's trace, person, session and groups, with a uuid of its own.
+    pub envelope: Envelope,
+    /// The failure.
+    pub error: ErrorInfo,
+    /// The model of the failed call.
+    pub model: Option<String>,
+    /// The provider of the failed call.
+    pub provider: Option<String>,
+}
+
+impl Exception {
+    /// A failure `error`, in a fresh envelope.
+    pub fn new(error: ErrorInfo) -> Self {
+        Self {
+            envelope: Envelope::new(),
+            error,
+            model: None,
+            provider: None,
+        }
+    }
+
+    /// The exception of the failed `event` (a generation or an embedding), in its trace;
+    /// `None` when the event records no failure.
+    pub fn of(event: &Event) -> Option<Self> {
+        let (error, model, provider) = match event {
+            Event::Generation(g) => (g.error.as_ref()?, &g.model, &g.provider),
+            Event::Embedding(e) => (e.error.as_ref()?, &e.model, &e.provider),
+            _ => return None,
+        };
+        let source = event.envelope();
+        let mut envelope = Envelope::new();
+        // A call without a trace is its own trace, named by its uuid: the exception joins it.
+        envelope.trace_id = Some(
+            source
+                .trace_id
+                .clone()
+                .unwrap_or_else(|| source.uuid.hyphenated().to_string()),
+        );
+        envelope.distinct_id.clone_from(&source.distinct_id);
+        envelope.session_id.clone_from(&source.session_id);
+        envelope.groups.clone_from(&source.groups);
+        envelope.properties.clone_from(&source.properties);
+        envelope.flags.clone_from(&source.flags);
+        envelope.prompt.clone_from(&source.prompt);
+        Some(Self {
+            envelope,
+            error: error.clone(),
+            model: Some(model.clone()),
+            provider: Some(provider.clone()),
+        })
     }
 }

@@ -8,6 +8,9 @@ use super::retry::RetryPolicy;
 use super::stats::DeliveryError;
 use super::PosthogSink;
 use crate::error::{Error, Result};
+use crate::util::secret::Secret;
+use crate::util::url::BaseUrl;
+use crate::util::{env, url};
 
 /// PostHog Cloud US ingestion host.
 pub const DEFAULT_HOST: &str = "https://us.i.posthog.com";
@@ -69,32 +72,6 @@ pub enum QueueFullPolicy {
     DropOldest,
 }
 
-/// A project API key that never shows itself in `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ApiKey(String);
-
-impl ApiKey {
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.starts_with("phc_") {
-            f.write_str("\"phc_…redacted\"")
-        } else {
-            f.write_str("\"…redacted\"")
-        }
-    }
-}
-
-impl fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
 pub(crate) type ErrorCallback = Arc<dyn Fn(&DeliveryError) + Send + Sync>;
 
 /// Builds a [`PosthogSink`]; see [`PosthogSink::builder`].
@@ -118,7 +95,7 @@ pub(crate) type ErrorCallback = Arc<dyn Fn(&DeliveryError) + Send + Sync>;
 #[must_use]
 #[derive(Clone)]
 pub struct PosthogSinkBuilder {
-    pub(crate) api_key: Option<ApiKey>,
+    pub(crate) api_key: Option<Secret>,
     pub(crate) host: Option<String>,
     pub(crate) endpoint: Endpoint,
     pub(crate) batch_size: usize,
@@ -161,7 +138,7 @@ impl PosthogSinkBuilder {
 
     /// The project API key (`phc_…`); [`ENV_API_KEY`] when not set here. Required.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey(key.into()));
+        self.api_key = Some(Secret::new(key));
         self
     }
 
@@ -253,24 +230,24 @@ impl PosthogSinkBuilder {
     }
 
     pub(crate) fn validate(self) -> Result<Config> {
-        let api_key = match (&self.api_key, std::env::var(ENV_API_KEY)) {
+        let api_key = match (&self.api_key, env::var(ENV_API_KEY)) {
             (Some(key), _) => key.clone(),
-            (None, Ok(key)) if !key.trim().is_empty() => ApiKey(key.trim().to_owned()),
-            (None, Ok(_)) => {
+            (None, Some(key)) => Secret::new(key),
+            (None, None) if env::is_set(ENV_API_KEY) => {
                 return Err(Error::builder(format!(
                     "posthog: {ENV_API_KEY} is set but blank; give it the project API key (phc_…)"
                 )))
             }
-            (None, Err(_)) => {
+            (None, None) => {
                 return Err(Error::builder(format!(
                     "posthog: no project API key (set it in code or in {ENV_API_KEY})"
                 )))
             }
         };
-        let key = api_key.expose();
-        if key.trim().is_empty() {
+        if api_key.is_blank() {
             return Err(Error::builder("posthog: the project API key is empty"));
         }
+        let key = api_key.expose();
         if key.starts_with("phx_") {
             return Err(Error::builder(
                 "posthog: a personal API key (phx_) was given; capture needs the project API key (phc_)",
@@ -281,9 +258,7 @@ impl PosthogSinkBuilder {
                 "posthog: the project API key holds whitespace or non-ASCII characters",
             ));
         }
-        let env_host = std::env::var(ENV_HOST)
-            .ok()
-            .filter(|host| !host.trim().is_empty());
+        let env_host = env::var(ENV_HOST);
         let host = self
             .host
             .as_deref()
@@ -317,7 +292,7 @@ impl PosthogSinkBuilder {
         }
         Ok(Config {
             api_key,
-            host: host.to_owned(),
+            host: url::display(host),
             url,
             endpoint: self.endpoint,
             batch_size: self.batch_size,
@@ -338,7 +313,10 @@ impl fmt::Debug for PosthogSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PosthogSinkBuilder")
             .field("api_key", &self.api_key)
-            .field("host", &self.host.as_deref().unwrap_or(DEFAULT_HOST))
+            .field(
+                "host",
+                &url::display(self.host.as_deref().unwrap_or(DEFAULT_HOST)),
+            )
             .field("endpoint", &self.endpoint)
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
@@ -357,7 +335,8 @@ impl fmt::Debug for PosthogSinkBuilder {
 /// A checked configuration.
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) api_key: ApiKey,
+    pub(crate) api_key: Secret,
+    /// As safe to show: without user info or query values.
     pub(crate) host: String,
     pub(crate) url: reqwest::Url,
     pub(crate) endpoint: Endpoint,
@@ -394,16 +373,7 @@ impl fmt::Debug for Config {
 
 /// `host` joined with the endpoint's path, keeping any path prefix of a self-hosted install.
 fn endpoint_url(host: &str, endpoint: Endpoint) -> Result<reqwest::Url> {
-    let invalid = || Error::builder(format!("posthog: host {host:?} is not an http(s) URL"));
-    let base = reqwest::Url::parse(host).map_err(|_| invalid())?;
-    if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-        return Err(invalid());
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(invalid());
-    }
-    let joined = format!("{}{}", host.trim_end_matches('/'), endpoint.path());
-    reqwest::Url::parse(&joined).map_err(|_| invalid())
+    BaseUrl::parse(host, "posthog: host")?.join(endpoint.path(), &[])
 }
 
 #[cfg(test)]
@@ -445,5 +415,26 @@ mod tests {
         assert!(shown.contains("phc_…redacted"));
         let error = error_of(PosthogSinkBuilder::new().api_key("phx_very_secret_value"));
         assert!(!error.contains("very_secret"));
+    }
+
+    #[test]
+    fn the_host_is_shown_without_its_secrets() {
+        let keyed = || PosthogSinkBuilder::new().api_key("phc_abc");
+        let builder = keyed().host("https://user:host-password@ph.example.com/ingest");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("host-password") && !shown.contains("user:"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://ph.example.com/ingest"), "{shown}");
+        let config = builder.validate().unwrap();
+        // Requests still carry the credentials; what is shown does not.
+        assert_eq!(config.url.password(), Some("host-password"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("host-password"), "{shown}");
+
+        let error = error_of(keyed().host("https://ph.example.com/?token=query-secret"));
+        assert!(!error.contains("query-secret"), "{error}");
+        assert!(error.contains("token=[redacted]"), "{error}");
     }
 }

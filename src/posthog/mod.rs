@@ -5,6 +5,8 @@
 //!   [`JsonlSink`](crate::sink::JsonlSink) writes the same lines.
 //! - [`PosthogSink`] (feature `posthog`) batches events to PostHog's capture API from a
 //!   background thread.
+//! - [`flags`] (feature `flags`) evaluates PostHog feature flags, locally or remotely, for A/B
+//!   tests of model parameters; [`prompts`] (feature `prompts`) fetches managed prompts.
 
 mod format;
 
@@ -13,8 +15,18 @@ pub use self::format::{
     LIB_VERSION,
 };
 
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod api;
 #[cfg(feature = "posthog")]
 mod builder;
+#[cfg(any(feature = "flags", feature = "prompts"))]
+mod cache;
+#[cfg(feature = "flags")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flags")))]
+pub mod flags;
+#[cfg(feature = "prompts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prompts")))]
+pub mod prompts;
 #[cfg(feature = "posthog")]
 mod retry;
 #[cfg(feature = "posthog")]
@@ -24,6 +36,8 @@ mod stats;
 #[cfg(feature = "posthog")]
 mod worker;
 
+#[cfg(any(feature = "flags", feature = "prompts"))]
+pub use self::api::ENV_PERSONAL_API_KEY;
 #[cfg(feature = "posthog")]
 pub use self::builder::{
     Endpoint, PosthogSinkBuilder, QueueFullPolicy, DEFAULT_BATCH_SIZE, DEFAULT_CAPTURE_TIMEOUT,

@@ -28,12 +28,11 @@ use super::sink::{prefaulted_queue, EventQueue, RESERVED_QUEUE};
 use super::stats::{add, DeliveryError, DeliveryErrorKind};
 use crate::event::Event;
 use crate::sink::{SinkError, DEFAULT_FLUSH_TIMEOUT};
+use crate::util::http::{build_client, ClientSettings, Failure};
 
 const LOG_TARGET: &str = "traced_llm::posthog";
 /// The longest server reason handed to the error callback.
 const MAX_REASON_CHARS: usize = 200;
-/// What stands in for the project key in a server's reason.
-const REDACTED: &str = "[redacted]";
 /// The gzip level: level 1 compresses batches of similar JSON events about 6–8× at several
 /// hundred MB/s, which the throughput target needs; higher levels gain little here.
 const GZIP_LEVEL: u32 = 1;
@@ -119,12 +118,11 @@ enum Job {
 
 /// Builds the HTTP client: one connection pool for the sink's life.
 pub(crate) fn client(config: &Config) -> crate::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(config.request_timeout)
-        .connect_timeout(config.request_timeout)
-        .user_agent(concat!("traced-llm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| crate::Error::builder(format!("posthog: cannot build HTTP client: {err}")))
+    build_client(ClientSettings {
+        timeout: Some(config.request_timeout),
+        ..ClientSettings::new(config.request_timeout)
+    })
+    .map_err(|err| err.with_provider("posthog"))
 }
 
 /// Starts the worker thread.
@@ -845,24 +843,18 @@ impl Sender {
             Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
         };
         // Redact before cutting: a key straddling the cut would otherwise survive in part.
-        let key = self.config.api_key.expose();
-        let text = if !key.is_empty() && text.contains(key) {
-            text.replace(key, REDACTED)
-        } else {
-            text
-        };
+        let text = self.config.api_key.redact(&text);
         text.chars().take(MAX_REASON_CHARS).collect()
     }
 }
 
 fn network_reason(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "request timed out".into()
-    } else if err.is_connect() {
-        "connection failed".into()
-    } else {
-        "network error".into()
+    match Failure::of(err) {
+        Failure::Timeout => "request timed out",
+        Failure::Connect => "connection failed",
+        Failure::Request | Failure::Other => "network error",
     }
+    .into()
 }
 
 #[cfg(test)]

@@ -37,51 +37,79 @@
 
 #[cfg(feature = "anthropic")]
 mod anthropic;
-mod http;
 #[cfg(feature = "openai")]
 mod openai;
-mod sse;
+mod transport;
 
 #[cfg(feature = "anthropic")]
 pub use self::anthropic::{
     Anthropic, AnthropicBuilder, DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
 };
-pub use self::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 #[cfg(feature = "openai")]
 pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
+pub use self::transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
 /// Compile-time checks: provider values are shared across tasks and cloned freely.
 #[allow(dead_code)]
 fn _assert_impls() {
     fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
-    shareable::<OpenAi>();
-    shareable::<OpenAiBuilder>();
-    shareable::<Anthropic>();
-    shareable::<AnthropicBuilder>();
+    #[cfg(feature = "openai")]
+    {
+        shareable::<OpenAi>();
+        shareable::<OpenAiBuilder>();
+    }
+    #[cfg(feature = "anthropic")]
+    {
+        shareable::<Anthropic>();
+        shareable::<AnthropicBuilder>();
+    }
 }
 
-/// Entry points for the parsing benchmark; not part of the API.
+/// Entry points for the benchmarks; not part of the API.
 #[doc(hidden)]
 pub mod __bench {
     use bytes::Bytes;
     use futures_core::Stream;
 
-    use crate::ChatStream;
+    use super::transport::sse::decode_stream;
+    use super::transport::ErrorScope;
+    use crate::{ChatRequest, ChatStream};
 
     /// Parses an OpenAI event stream from memory through the providers' own path.
+    #[cfg(feature = "openai")]
     pub fn openai_stream<S>(bytes: S) -> ChatStream
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
-        super::openai::parse_stream(bytes, "openai")
+        let decoder = super::openai::OpenAiDecoder::default();
+        decode_stream(bytes, decoder, ErrorScope::new("openai", []))
     }
 
     /// Parses an Anthropic event stream from memory through the providers' own path.
+    #[cfg(feature = "anthropic")]
     pub fn anthropic_stream<S>(bytes: S) -> ChatStream
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     {
-        super::anthropic::parse_stream(bytes, "anthropic")
+        let decoder = super::anthropic::AnthropicDecoder::default();
+        decode_stream(bytes, decoder, ErrorScope::new("anthropic", []))
+    }
+
+    /// The bytes an OpenAI chat call sends (`max_tokens` named as for compatible servers),
+    /// encoded as the provider encodes them.
+    #[cfg(feature = "openai")]
+    pub fn openai_request_body(request: &ChatRequest, stream: bool) -> Vec<u8> {
+        use super::openai::wire::{ChatBody, MaxTokensField};
+        let body = ChatBody::new(request, stream, MaxTokensField::MaxTokens);
+        serde_json::to_vec(&body).expect("a request serializes")
+    }
+
+    /// The bytes an Anthropic Messages call sends, encoded as the provider encodes them.
+    #[cfg(feature = "anthropic")]
+    pub fn anthropic_request_body(request: &ChatRequest, stream: bool) -> Vec<u8> {
+        use super::anthropic::wire::MessagesBody;
+        let body = MessagesBody::new(request, stream, super::DEFAULT_MAX_TOKENS);
+        serde_json::to_vec(&body).expect("a request serializes")
     }
 }

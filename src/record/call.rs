@@ -438,6 +438,7 @@ impl EmbeddingInProgress {
             error: None,
             price: context.price,
             cost: None,
+            exception_id: None,
         };
         Self {
             recorder: recorder.clone(),

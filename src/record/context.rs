@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::event::PromptRef;
+use crate::flags::FlagSnapshot;
 use crate::pricing::ModelPrice;
 
 /// Who made a call and where it belongs, carried on
@@ -55,6 +57,11 @@ pub struct CallContext {
     pub privacy_mode: Option<bool>,
     /// The price of this call's model, overriding any table: the cost is then sent to PostHog.
     pub price: Option<ModelPrice>,
+    /// The feature flags this call runs under (PostHog: `$feature/<key>` and
+    /// `$active_feature_flags`); flags of the enclosing span fill in the keys it lacks.
+    pub flags: Option<FlagSnapshot>,
+    /// The managed prompt this call used (PostHog: `$ai_prompt_name`, `$ai_prompt_version`).
+    pub prompt: Option<PromptRef>,
 }
 
 impl CallContext {
@@ -127,6 +134,21 @@ impl CallContext {
     #[must_use]
     pub fn price(mut self, price: ModelPrice) -> Self {
         self.price = Some(price);
+        self
+    }
+
+    /// Stamps `flags` on this call's event, so its metrics break down by each flag's value.
+    /// Use [`FlagSnapshot::only`] to stamp a few flags of a larger snapshot.
+    #[must_use]
+    pub fn flags(mut self, flags: FlagSnapshot) -> Self {
+        self.flags = Some(flags);
+        self
+    }
+
+    /// Names the managed prompt this call used.
+    #[must_use]
+    pub fn prompt(mut self, prompt: impl Into<PromptRef>) -> Self {
+        self.prompt = Some(prompt.into());
         self
     }
 

@@ -7,7 +7,7 @@
 //! [`SpanScope`]), privacy applied, content redacted and the cost priced.
 //!
 //! [`TracedModel`](crate::TracedModel) records every call of an [`LlmModel`](crate::LlmModel)
-//! this way, and so do [`Tracer`](crate::trace::Tracer) and its spans. A client that is not an
+//! this way, and so do [`Tracer`] and its spans. A client that is not an
 //! `LlmModel` — another crate's, or a plain function — records the same events through the same
 //! seam:
 //!
@@ -51,7 +51,7 @@ pub use self::context::CallContext;
 pub use self::scope::SpanScope;
 pub use self::stream::TracedStream;
 
-use crate::event::Event;
+use crate::event::{Event, Exception};
 use crate::pricing::{CacheAccounting, PriceTable};
 use crate::redact::{redact_event, Redactor};
 use crate::sink::{NoopSink, Sink, SinkError};
@@ -74,6 +74,8 @@ struct Settings {
     /// Prices the user configured; without them, cost is a local estimate no backend sees.
     pricing: Option<PriceTable>,
     redactor: Option<Arc<dyn Redactor>>,
+    /// Send an [`Exception`] for every failed call, linked from the call's event.
+    error_tracking: bool,
 }
 
 impl Recorder {
@@ -118,6 +120,12 @@ impl Recorder {
         self.inner.privacy_mode
     }
 
+    /// Whether every failed call also sends an [`Exception`] (see
+    /// [`RecorderBuilder::error_tracking`]).
+    pub fn error_tracking(&self) -> bool {
+        self.inner.error_tracking
+    }
+
     /// Waits until every event so far is delivered, or `timeout` passed.
     ///
     /// # Errors
@@ -143,10 +151,36 @@ impl Recorder {
             if let Some(redactor) = &self.inner.redactor {
                 redact_event(&mut event, &**redactor);
             }
+            if self.inner.error_tracking {
+                self.track_error(&mut event);
+            }
             self.inner.sink.capture(event);
         }));
         if outcome.is_err() && !PANICKED.swap(true, Ordering::Relaxed) {
             tracing::error!(target: "traced_llm", "a sink or redactor panicked while an event was captured; the event is lost and the caller unaffected");
+        }
+    }
+
+    /// Sends the exception of a failed call ahead of it, and links it from the call's event.
+    /// The exception takes the error as redacted (and, in privacy mode, without its message).
+    fn track_error(&self, event: &mut Event) {
+        let unlinked = match event {
+            Event::Generation(g) => g.exception_id.is_none(),
+            Event::Embedding(e) => e.exception_id.is_none(),
+            _ => false,
+        };
+        if !unlinked {
+            return;
+        }
+        let Some(exception) = Exception::of(event) else {
+            return;
+        };
+        let uuid = exception.envelope.uuid;
+        self.inner.sink.capture(Event::Exception(exception));
+        match event {
+            Event::Generation(g) => g.exception_id = Some(uuid),
+            Event::Embedding(e) => e.exception_id = Some(uuid),
+            _ => {}
         }
     }
 
@@ -195,6 +229,7 @@ impl fmt::Debug for Recorder {
             .field("privacy_mode", &settings.privacy_mode)
             .field("pricing", &settings.pricing)
             .field("redactor", &settings.redactor.as_ref().map(|_| "Fn"))
+            .field("error_tracking", &settings.error_tracking)
             .finish()
     }
 }
@@ -213,6 +248,7 @@ pub struct RecorderBuilder {
     privacy_mode: bool,
     pricing: Option<PriceTable>,
     redactor: Option<Arc<dyn Redactor>>,
+    error_tracking: bool,
 }
 
 impl RecorderBuilder {
@@ -258,6 +294,16 @@ impl RecorderBuilder {
         self
     }
 
+    /// Error tracking (off by default): every failed call or embedding also sends an
+    /// [`Exception`] event in its trace, for the same person, and the call's event links it
+    /// ([`Generation::exception_id`](crate::event::Generation::exception_id)). PostHog shows
+    /// them in error tracking as `$exception`s typed by the error's kind, their value the
+    /// redacted message (withheld in privacy mode), one click from the trace.
+    pub fn error_tracking(mut self, enabled: bool) -> Self {
+        self.error_tracking = enabled;
+        self
+    }
+
     /// The recorder; without a sink, the one the environment names (see the type's docs).
     pub fn build(self) -> Recorder {
         let sink = self.sink.clone().unwrap_or_else(crate::sink::default_sink);
@@ -285,6 +331,7 @@ impl RecorderBuilder {
                 privacy_mode: self.privacy_mode,
                 pricing: self.pricing,
                 redactor: self.redactor,
+                error_tracking: self.error_tracking,
             }),
         }
     }
@@ -297,64 +344,12 @@ impl fmt::Debug for RecorderBuilder {
             .field("privacy_mode", &self.privacy_mode)
             .field("pricing", &self.pricing)
             .field("redactor", &self.redactor.as_ref().map(|_| "Fn"))
+            .field("error_tracking", &self.error_tracking)
             .finish()
     }
 }
 
-/// A URL as events show it: without user info, and with every query value replaced, since
-/// both carry credentials (`http://user:key@host`, `?key=…`). Text that is not a URL passes
-/// through unchanged; no parsing happens unless the text holds `@` or `?`.
+/// A URL as events show it: without user info, and with every query value replaced.
 pub(crate) fn display_url(url: &str) -> String {
-    if !url.contains(['@', '?']) {
-        return url.to_owned();
-    }
-    let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, rest) = rest.split_at(authority_end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (rest, None),
-    };
-    let mut shown = format!("{scheme}{host}{path}");
-    if let Some(query) = query {
-        let query = query.split('#').next().unwrap_or_default();
-        shown.push('?');
-        for (index, pair) in query.split('&').enumerate() {
-            if index > 0 {
-                shown.push('&');
-            }
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            shown.push_str(name);
-            shown.push_str("=[redacted]");
-        }
-    }
-    shown
-}
-
-#[cfg(test)]
-mod tests {
-    use super::display_url;
-
-    #[test]
-    fn urls_are_shown_without_credentials() {
-        assert_eq!(
-            display_url("https://api.openai.com/v1"),
-            "https://api.openai.com/v1"
-        );
-        assert_eq!(
-            display_url("http://user:sk-secret@127.0.0.1:8080/v1"),
-            "http://127.0.0.1:8080/v1"
-        );
-        assert_eq!(
-            display_url("https://host/v1beta?key=AIza-secret&alt=sse#frag"),
-            "https://host/v1beta?key=[redacted]&alt=[redacted]"
-        );
-        assert_eq!(display_url(""), "");
-    }
+    crate::util::url::display(url)
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::CallContext;
 use crate::event::Envelope;
+use crate::flags::FlagSnapshot;
 
 tokio::task_local! {
     static CURRENT: SpanScope;
@@ -27,6 +28,8 @@ pub struct SpanScope {
     pub(crate) distinct_id: Option<Arc<str>>,
     pub(crate) session_id: Option<Arc<str>>,
     pub(crate) groups: Option<Arc<Map<String, Value>>>,
+    /// Flags every call and span inside carries, unless it names the key itself.
+    pub(crate) flags: Option<FlagSnapshot>,
 }
 
 impl SpanScope {
@@ -39,6 +42,7 @@ impl SpanScope {
             distinct_id: None,
             session_id: None,
             groups: None,
+            flags: None,
         }
     }
 
@@ -63,7 +67,12 @@ impl SpanScope {
         CURRENT.scope(self, future)
     }
 
-    /// Fills what the caller left open: trace id, parent, person, session, groups.
+    /// The flags work inside this scope carries.
+    pub fn flags(&self) -> Option<&FlagSnapshot> {
+        self.flags.as_ref()
+    }
+
+    /// Fills what the caller left open: trace id, parent, person, session, groups, flags.
     fn fill(&self, envelope: &mut Envelope) {
         if envelope.trace_id.is_none() {
             envelope.trace_id = Some(self.trace_id.to_string());
@@ -85,6 +94,12 @@ impl SpanScope {
                     .or_insert_with(|| key.clone());
             }
         }
+        if let Some(inherited) = &self.flags {
+            envelope.flags = Some(match envelope.flags.take() {
+                Some(own) => own.merged_over(inherited),
+                None => inherited.clone(),
+            });
+        }
     }
 }
 
@@ -100,6 +115,8 @@ pub(crate) fn envelope_for(context: &CallContext) -> Envelope {
     envelope.span_id.clone_from(&context.span_id);
     envelope.parent_id.clone_from(&context.parent_id);
     envelope.span_name.clone_from(&context.span_name);
+    envelope.flags.clone_from(&context.flags);
+    envelope.prompt.clone_from(&context.prompt);
     if let Some(scope) = SpanScope::current() {
         scope.fill(&mut envelope);
     }

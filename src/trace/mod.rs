@@ -48,6 +48,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{Envelope, ErrorInfo, ErrorKind, Event, Feedback, Metric, SpanRecord};
+use crate::flags::FlagSnapshot;
 use crate::record::{to_value, Recorder, SpanScope};
 use crate::sink::Sink;
 
@@ -190,6 +191,17 @@ impl Span {
         self
     }
 
+    /// Stamps `flags` on this span's event and on every span and call opened inside it
+    /// afterwards (a call's own flags win for the keys they name), so a whole trace breaks
+    /// down by variant.
+    pub fn with_flags(mut self, flags: FlagSnapshot) -> Self {
+        self.scope.flags = Some(match self.scope.flags.take() {
+            Some(inherited) => flags.merged_over(&inherited),
+            None => flags,
+        });
+        self
+    }
+
     /// Sets what the work starts from (`$ai_input_state`): any value that serializes.
     pub fn with_input(mut self, state: impl Serialize) -> Self {
         self.input_state = Some(to_value(&state));
@@ -266,6 +278,7 @@ impl Span {
             envelope.groups = (**groups).clone();
         }
         envelope.properties = std::mem::take(&mut self.properties);
+        envelope.flags.clone_from(&self.scope.flags);
         let private = self.recorder.privacy_mode();
         if private {
             error.iter_mut().for_each(ErrorInfo::withhold_message);

@@ -20,7 +20,7 @@ use crate::{Error, LlmModel, Result};
 /// It implements [`LlmModel`] itself, so it stands wherever the model stood. Tracing never
 /// blocks the caller, never panics into it and never changes the result: a sink that fails or is
 /// full is invisible to the caller. Every call goes through the model's
-/// [`Recorder`](crate::record::Recorder); configure it with [`TracedModel::builder`].
+/// [`Recorder`]; configure it with [`TracedModel::builder`].
 ///
 /// ```
 /// use traced_llm::sink::InMemorySink;
@@ -238,6 +238,13 @@ impl<M> TracedModelBuilder<M> {
     /// Masks event content before any sink sees it (see [`RecorderBuilder::redactor`]).
     pub fn redactor(mut self, redactor: impl Redactor + 'static) -> Self {
         self.recorder = self.recorder.redactor(redactor);
+        self
+    }
+
+    /// Sends an exception event for every failed call, linked from the call's event (see
+    /// [`RecorderBuilder::error_tracking`]).
+    pub fn error_tracking(mut self, enabled: bool) -> Self {
+        self.recorder = self.recorder.error_tracking(enabled);
         self
     }
 

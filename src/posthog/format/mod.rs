@@ -7,7 +7,14 @@
 //!
 //! Property precedence: custom properties override the crate's own, except for the facts the
 //! crate knows to be true: the error fields (`$ai_is_error`, `$ai_error`, `$ai_error_type`),
-//! `$ai_http_status`, and `$process_person_profile: false` on a personless event.
+//! `$ai_http_status`, `$process_person_profile: false` on a personless event, and what an
+//! exposure or an exception says of itself (`$feature_flag*`, `$exception_*`).
+//!
+//! Flags on an event's envelope become `$feature/<key>` (the value: `true`, `false` or the
+//! variant) and `$active_feature_flags` (the keys that are on, sorted), as PostHog's own SDKs
+//! send them; a prompt becomes `$ai_prompt_name` and `$ai_prompt_version`. Exposures are
+//! `$feature_flag_called` and exceptions `$exception` events: plain PostHog events, which the
+//! AI-only capture lanes refuse, so send them to `/batch/`.
 //!
 //! Alerts ([`Event::Alert`]) have no PostHog event of their own, so they are sent as the custom
 //! events [`ALERT_EVENT`] (`llm_alert`) and [`ALERT_CLEARED_EVENT`] (`llm_alert_cleared`):
@@ -28,7 +35,8 @@
 //! | `alert_raised_at`, `alert_firing_seconds` | on a clear: when it was raised, for how long |
 //! | `$ai_model` / `$ai_provider` | the key, for model and provider alerts |
 //!
-//! An alert about a distinct id is that person's event; the others are personless.
+//! An alert about a distinct id is that person's event; the others are personless. Like
+//! exposures and exceptions, alerts are plain PostHog events, for `/batch/`.
 
 use std::time::Duration;
 
@@ -39,9 +47,10 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Alert, AlertState, Embedding, Envelope, Event, EventKind, Feedback, Generation, Metric,
-    ModelParameters, SpanRecord,
+    Alert, AlertState, Embedding, Envelope, Event, EventKind, Exception, Feedback, FlagExposure,
+    Generation, Metric, ModelParameters, SpanRecord,
 };
+use crate::flags::{Flag, FlagSnapshot};
 use crate::pricing::Cost;
 use crate::types::{ContentPart, ImageSource, Message, Role, Tool, ToolCall};
 
@@ -53,9 +62,11 @@ pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `$ai_input`, the conversation: the size guard drops its oldest messages first.
 pub(crate) const INPUT: &str = "$ai_input";
 /// The property the size guard adds when it had to remove whole properties.
+#[cfg(feature = "posthog")]
 pub(crate) const TRUNCATION_NOTE: &str = "$ai_traced_llm_truncated";
 /// Properties whose strings are identities or labels, never content: the size guard never cuts
 /// them.
+#[cfg(feature = "posthog")]
 pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
     "$ai_trace_id",
     "$ai_session_id",
@@ -71,6 +82,37 @@ pub(crate) const KEPT_PROPERTIES: [&str; 14] = [
     "$ai_completion_id",
     "$ai_stop_reason",
     "$groups",
+];
+
+/// Whether the size guard must leave `key` alone: identities, labels, and the flags and prompt
+/// experiments break metrics down by.
+#[cfg(feature = "posthog")]
+pub(crate) fn is_kept(key: &str) -> bool {
+    KEPT_PROPERTIES.contains(&key)
+        || key.starts_with(FEATURE_PREFIX)
+        || matches!(
+            key,
+            ACTIVE_FLAGS | "$ai_prompt_name" | "$ai_prompt_version" | EXCEPTION_LINK
+        )
+}
+
+/// `$feature/<key>`: a flag's value on an event.
+const FEATURE_PREFIX: &str = "$feature/";
+/// The keys of the flags that are on.
+const ACTIVE_FLAGS: &str = "$active_feature_flags";
+/// The generation's link to its `$exception`.
+const EXCEPTION_LINK: &str = "$exception_event_id";
+/// What an exposure or exception says of itself; no custom property overrides it.
+const OWN_KEYS: [&str; 9] = [
+    "$feature_flag",
+    "$feature_flag_response",
+    "$feature_flag_id",
+    "$feature_flag_version",
+    "$feature_flag_reason",
+    "$feature_flag_request_id",
+    "$exception_list",
+    "$exception_level",
+    "$exception_fingerprint",
 ];
 
 /// What a failed call, embedding or span says of its failure; no custom property overrides it.
@@ -121,6 +163,8 @@ pub fn event_name(event: &Event) -> &'static str {
         EventKind::Trace => "$ai_trace",
         EventKind::Feedback => "$ai_feedback",
         EventKind::Metric => "$ai_metric",
+        EventKind::FlagExposure => "$feature_flag_called",
+        EventKind::Exception => "$exception",
         EventKind::Alert => ALERT_EVENT,
     }
 }
@@ -179,16 +223,12 @@ impl Serialize for Properties<'_> {
             map: serializer.serialize_map(None)?,
             custom: &envelope.properties,
         };
-        if let Event::Alert(alert) = self.event {
-            write_alert(&mut out, alert)?;
-            for (key, value) in &envelope.properties {
-                if !(envelope.distinct_id.is_none() && key == PERSON_PROFILE) {
-                    out.map.serialize_entry(key, value)?;
-                }
-            }
-            return out.map.end();
+        match self.event {
+            Event::FlagExposure(exposure) => return write_exposure(out, exposure),
+            Event::Exception(exception) => return write_exception(out, exception, self.trace_id),
+            Event::Alert(alert) => return write_alert(out, alert),
+            _ => write_envelope(&mut out, envelope, self.trace_id)?,
         }
-        write_envelope(&mut out, envelope, self.trace_id)?;
         let error = match self.event {
             Event::Generation(generation) => {
                 write_generation(&mut out, generation)?;
@@ -210,7 +250,7 @@ impl Serialize for Properties<'_> {
                 write_metric(&mut out, metric)?;
                 None
             }
-            Event::Alert(_) => None,
+            Event::FlagExposure(_) | Event::Exception(_) | Event::Alert(_) => None,
         };
         let personless = envelope.distinct_id.is_none();
         for (key, value) in &envelope.properties {
@@ -275,7 +315,173 @@ fn write_envelope<M: SerializeMap>(
     if !envelope.groups.is_empty() {
         out.put("$groups", &envelope.groups)?;
     }
+    if let Some(prompt) = &envelope.prompt {
+        out.put("$ai_prompt_name", &prompt.name)?;
+        out.put_some("$ai_prompt_version", prompt.version)?;
+    }
+    if let Some(flags) = &envelope.flags {
+        write_flags(out, flags)?;
+    }
     Ok(())
+}
+
+/// `$feature/<key>` for every flag and `$active_feature_flags` for those that are on.
+fn write_flags<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    flags: &FlagSnapshot,
+) -> Result<(), M::Error> {
+    let mut key = String::from(FEATURE_PREFIX);
+    for (name, flag) in flags.iter() {
+        key.truncate(FEATURE_PREFIX.len());
+        key.push_str(name);
+        out.put(&key, &flag.value)?;
+    }
+    if !flags.is_empty() {
+        out.put(ACTIVE_FLAGS, &ActiveKeys(flags))?;
+    }
+    Ok(())
+}
+
+/// The sorted keys of the flags that are on.
+struct ActiveKeys<'a>(&'a FlagSnapshot);
+
+impl Serialize for ActiveKeys<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.active_keys())
+    }
+}
+
+/// Writes what every plain (non-AI) event carries: the library, groups and flags.
+fn write_plain_envelope<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    envelope: &Envelope,
+) -> Result<(), M::Error> {
+    out.put("$lib", LIB_NAME)?;
+    out.put("$lib_version", LIB_VERSION)?;
+    if !envelope.groups.is_empty() {
+        out.put("$groups", &envelope.groups)?;
+    }
+    if let Some(flags) = &envelope.flags {
+        write_flags(out, flags)?;
+    }
+    Ok(())
+}
+
+/// The custom properties, but for the keys the event says of itself.
+fn write_custom<M: SerializeMap>(
+    out: &mut PropertyWriter<'_, M>,
+    envelope: &Envelope,
+) -> Result<(), M::Error> {
+    let personless = envelope.distinct_id.is_none();
+    for (key, value) in &envelope.properties {
+        let protected = OWN_KEYS.contains(&key.as_str())
+            || ERROR_KEYS.contains(&key.as_str())
+            || (personless && key == PERSON_PROFILE);
+        if !protected {
+            out.map.serialize_entry(key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// `$feature_flag_called`: PostHog experiments' exposure event, as PostHog's SDKs send it.
+fn write_exposure<M: SerializeMap>(
+    mut out: PropertyWriter<'_, M>,
+    exposure: &FlagExposure,
+) -> Result<M::Ok, M::Error> {
+    let envelope = &exposure.envelope;
+    write_plain_envelope(&mut out, envelope)?;
+    let flag: &Flag = &exposure.flag;
+    out.map.serialize_entry("$feature_flag", &exposure.key)?;
+    out.map
+        .serialize_entry("$feature_flag_response", &flag.value)?;
+    out.put(&format!("{FEATURE_PREFIX}{}", exposure.key), &flag.value)?;
+    out.put(
+        "locally_evaluated",
+        &matches!(flag.origin, crate::flags::FlagOrigin::Local),
+    )?;
+    if let Some(id) = flag.id {
+        out.map.serialize_entry("$feature_flag_id", &id)?;
+    }
+    if let Some(version) = flag.version {
+        out.map.serialize_entry("$feature_flag_version", &version)?;
+    }
+    if let Some(reason) = &flag.reason {
+        out.map.serialize_entry("$feature_flag_reason", reason)?;
+    }
+    if let Some(request_id) = &flag.request_id {
+        out.map
+            .serialize_entry("$feature_flag_request_id", request_id)?;
+    }
+    if envelope.distinct_id.is_none() {
+        out.map.serialize_entry(PERSON_PROFILE, &false)?;
+    }
+    write_custom(&mut out, envelope)?;
+    out.map.end()
+}
+
+/// `$exception` in the format PostHog's SDKs use: one entry in `$exception_list` typed by the
+/// error's kind, valued by its message, with a `generic`, handled mechanism. It carries the
+/// failed call's trace and person, and a fingerprint by kind, so error tracking groups LLM
+/// failures by kind.
+fn write_exception<M: SerializeMap>(
+    mut out: PropertyWriter<'_, M>,
+    exception: &Exception,
+    trace_id: &str,
+) -> Result<M::Ok, M::Error> {
+    struct ExceptionList<'a>(&'a Exception);
+    impl Serialize for ExceptionList<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            struct Entry<'a>(&'a Exception);
+            impl Serialize for Entry<'_> {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    struct Mechanism;
+                    impl Serialize for Mechanism {
+                        fn serialize<S: Serializer>(
+                            &self,
+                            serializer: S,
+                        ) -> Result<S::Ok, S::Error> {
+                            let mut map = serializer.serialize_map(Some(3))?;
+                            map.serialize_entry("type", "generic")?;
+                            map.serialize_entry("handled", &true)?;
+                            map.serialize_entry("synthetic", &false)?;
+                            map.end()
+                        }
+                    }
+                    let mut map = serializer.serialize_map(Some(3))?;
+                    map.serialize_entry("type", self.0.error.kind.as_str())?;
+                    map.serialize_entry("value", &DisplayStr(&self.0.error))?;
+                    map.serialize_entry("mechanism", &Mechanism)?;
+                    map.end()
+                }
+            }
+            serializer.collect_seq([Entry(self.0)])
+        }
+    }
+    let envelope = &exception.envelope;
+    out.put("$ai_trace_id", trace_id)?;
+    out.put_some("$ai_session_id", envelope.session_id.as_deref())?;
+    out.put_some("$ai_model", exception.model.as_deref())?;
+    out.put_some("$ai_provider", exception.provider.as_deref())?;
+    write_plain_envelope(&mut out, envelope)?;
+    if let Some(prompt) = &envelope.prompt {
+        out.put("$ai_prompt_name", &prompt.name)?;
+        out.put_some("$ai_prompt_version", prompt.version)?;
+    }
+    if envelope.distinct_id.is_none() {
+        out.map.serialize_entry(PERSON_PROFILE, &false)?;
+    }
+    write_custom(&mut out, envelope)?;
+    out.map
+        .serialize_entry("$exception_list", &ExceptionList(exception))?;
+    out.map.serialize_entry("$exception_level", "error")?;
+    out.map.serialize_entry(
+        "$exception_fingerprint",
+        &DisplayStr(format_args!("traced-llm:{}", exception.error.kind)),
+    )?;
+    out.map
+        .serialize_entry("$ai_error_type", exception.error.kind.as_str())?;
+    out.map.end()
 }
 
 fn write_generation<M: SerializeMap>(
@@ -319,6 +525,10 @@ fn write_generation<M: SerializeMap>(
     if !generation.provider_metadata.is_empty() {
         out.put("$ai_provider_metadata", &generation.provider_metadata)?;
     }
+    out.put_some(
+        EXCEPTION_LINK,
+        generation.exception_id.map(uuid::Uuid::hyphenated),
+    )?;
     write_cost(out, generation.cost)
 }
 
@@ -351,6 +561,10 @@ fn write_embedding<M: SerializeMap>(
     out.put("$ai_latency", &seconds(embedding.latency))?;
     out.map
         .serialize_entry(HTTP_STATUS, &embedding.http_status)?;
+    out.put_some(
+        EXCEPTION_LINK,
+        embedding.exception_id.map(uuid::Uuid::hyphenated),
+    )?;
     write_cost(out, embedding.cost)
 }
 
@@ -382,19 +596,17 @@ fn write_metric<M: SerializeMap>(
     }
 }
 
-/// An alert is no trace: it carries the library and person fields, then its own.
+/// An alert is no trace: the library, groups and flags of a plain event, its own `alert_*`
+/// properties, then the custom ones. Like exposures and exceptions it is a plain PostHog
+/// event, for `/batch/`.
 fn write_alert<M: SerializeMap>(
-    out: &mut PropertyWriter<'_, M>,
+    mut out: PropertyWriter<'_, M>,
     alert: &Alert,
-) -> Result<(), M::Error> {
+) -> Result<M::Ok, M::Error> {
     let envelope = &alert.envelope;
-    out.put("$lib", LIB_NAME)?;
-    out.put("$lib_version", LIB_VERSION)?;
+    write_plain_envelope(&mut out, envelope)?;
     if envelope.distinct_id.is_none() {
         out.map.serialize_entry(PERSON_PROFILE, &false)?;
-    }
-    if !envelope.groups.is_empty() {
-        out.put("$groups", &envelope.groups)?;
     }
     out.put("alert_id", &alert.alert_id.hyphenated())?;
     out.put("alert_state", alert.state.as_str())?;
@@ -424,7 +636,8 @@ fn write_alert<M: SerializeMap>(
         "provider" => out.put("$ai_provider", &alert.key)?,
         _ => {}
     }
-    Ok(())
+    write_custom(&mut out, envelope)?;
+    out.map.end()
 }
 
 fn seconds(duration: Duration) -> f64 {

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{INPUT, KEPT_PROPERTIES, TRUNCATION_NOTE};
+use super::{is_kept, INPUT, TRUNCATION_NOTE};
 
 /// Appended to every string cut by the guard.
 pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
@@ -95,8 +95,7 @@ pub(crate) fn shrink(json: &[u8], budget: usize) -> Vec<u8> {
     if let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) {
         let before = properties.len();
         properties.retain(|key, value| {
-            KEPT_PROPERTIES.contains(&key.as_str())
-                || matches!(value, Value::Number(_) | Value::Bool(_) | Value::Null)
+            is_kept(key) || matches!(value, Value::Number(_) | Value::Bool(_) | Value::Null)
         });
         let removed = before - properties.len();
         properties.insert(
@@ -112,7 +111,7 @@ pub(crate) fn shrink(json: &[u8], budget: usize) -> Vec<u8> {
 /// Calls `f` on every string of the properties the guard may change.
 fn for_each_content_string(properties: &mut Map<String, Value>, f: &mut dyn FnMut(&mut String)) {
     for (key, value) in properties.iter_mut() {
-        if !KEPT_PROPERTIES.contains(&key.as_str()) {
+        if !is_kept(key) {
             for_each_value_string(value, f);
         }
     }

@@ -12,7 +12,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::wire::WireUsage;
-use crate::provider::sse::{Decoder, Flow};
+use crate::provider::transport::sse::{Decoder, Flow};
+use crate::provider::transport::stream_api_error;
 use crate::types::{StreamEvent, Usage};
 use crate::{Error, Result};
 
@@ -40,7 +41,8 @@ enum Event {
     MessageStop,
     Ping,
     Error {
-        error: Option<ErrorBody>,
+        #[serde(default)]
+        error: serde_json::Value,
     },
     #[serde(other)]
     Unknown,
@@ -96,13 +98,6 @@ struct MessageDeltaBody {
     stop_reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "type")]
-    error_type: Option<String>,
-    message: Option<String>,
-}
-
 /// A `tool_use` block being streamed.
 #[derive(Debug)]
 struct OpenTool {
@@ -128,7 +123,6 @@ impl Decoder for AnthropicDecoder {
         let event: Event = serde_json::from_str(data).map_err(|err| {
             Error::decode(format!("invalid stream event {} json: {err}", self.events))
                 .with_status(200)
-                .with_source(err)
         })?;
         match event {
             Event::MessageStart { message } => {
@@ -233,14 +227,7 @@ impl Decoder for AnthropicDecoder {
             Event::MessageStop => return Ok(Flow::Done),
             Event::Ping | Event::Unknown => {}
             Event::Error { error } => {
-                let (error_type, message) = match error {
-                    Some(error) => (error.error_type, error.message),
-                    None => (None, None),
-                };
-                return Err(Error::stream(
-                    message.unwrap_or_else(|| "the server reported an error".to_owned()),
-                )
-                .with_api_fields(error_type, None));
+                return Err(stream_api_error(&error));
             }
         }
         Ok(Flow::Continue)
@@ -260,16 +247,7 @@ mod tests {
     use super::*;
 
     fn decode_all(datas: &[&str]) -> (Vec<StreamEvent>, Result<Flow>) {
-        let mut decoder = AnthropicDecoder::default();
-        let mut out = VecDeque::new();
-        let mut last = Ok(Flow::Continue);
-        for data in datas {
-            last = decoder.decode("", data, &mut out);
-            if last.is_err() {
-                break;
-            }
-        }
-        (out.into_iter().collect(), last)
+        crate::provider::transport::sse::decode_all(AnthropicDecoder::default(), "", datas)
     }
 
     #[test]

@@ -1,167 +1,232 @@
 //! The Messages API wire format: neutral request to JSON body, JSON answer to neutral response.
+//! Bodies serialize straight from the borrowed request.
 
-use serde::Deserialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::provider::http::lenient_count;
-use serde_json::{json, Map, Value};
-
+use crate::provider::transport::wire::{lenient_count, Body, Seq, StrMap, ToolSpec};
 use crate::types::{
-    ChatRequest, ChatResponse, ContentPart, ImageSource, Role, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentPart, ImageSource, Message, Role, ToolCall, ToolChoice, Usage,
 };
 
 /// The JSON body of a call. System messages become the top-level `system`; tool results go in
 /// `user` turns; `max_tokens`, which the API requires, falls back to `default_max_tokens`.
 ///
 /// `seed`, the frequency and presence penalties and `response_format` have no Messages API
-/// counterpart and are not sent; `extra` is written last, so it wins.
-pub(crate) fn messages_body(request: &ChatRequest, stream: bool, default_max_tokens: u32) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), request.model.clone().into());
-    body.insert(
-        "max_tokens".into(),
-        request.max_tokens.unwrap_or(default_max_tokens).into(),
-    );
-
-    let mut system = Vec::new();
-    let mut messages: Vec<(Role, Vec<Value>)> = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        if message.role == Role::System {
-            system.extend(message.content.iter().filter_map(|part| part.as_text()));
-            continue;
-        }
-        let blocks: Vec<Value> = message.content.iter().map(block).collect();
-        // Consecutive tool results belong in one user turn.
-        match messages.last_mut() {
-            Some((last_role, last_blocks))
-                if message.role == Role::Tool && *last_role == Role::Tool =>
-            {
-                last_blocks.extend(blocks);
-            }
-            _ => messages.push((message.role, blocks)),
-        }
-    }
-    match system.as_slice() {
-        [] => {}
-        [text] => {
-            body.insert("system".into(), (*text).into());
-        }
-        texts => {
-            let blocks = texts
-                .iter()
-                .map(|text| json!({"type": "text", "text": text}))
-                .collect();
-            body.insert("system".into(), Value::Array(blocks));
-        }
-    }
-    let messages = messages
-        .into_iter()
-        .map(|(role, blocks)| {
-            let role = if role == Role::Assistant {
-                "assistant"
-            } else {
-                "user"
-            };
-            let content = match blocks.as_slice() {
-                [block] if block["type"] == "text" => block["text"].clone(),
-                _ => Value::Array(blocks),
-            };
-            json!({"role": role, "content": content})
-        })
-        .collect();
-    body.insert("messages".into(), Value::Array(messages));
-
-    if !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut wire = Map::new();
-                wire.insert("name".into(), tool.name.clone().into());
-                if let Some(description) = &tool.description {
-                    wire.insert("description".into(), description.clone().into());
-                }
-                wire.insert("input_schema".into(), tool.parameters.clone());
-                Value::Object(wire)
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = &request.tool_choice {
-        let choice = match choice {
-            ToolChoice::Auto => json!({"type": "auto"}),
-            ToolChoice::None => json!({"type": "none"}),
-            ToolChoice::Required => json!({"type": "any"}),
-            ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
-        };
-        body.insert("tool_choice".into(), choice);
-    }
-    if let Some(temperature) = request.temperature {
-        body.insert("temperature".into(), temperature.into());
-    }
-    if let Some(top_p) = request.top_p {
-        body.insert("top_p".into(), top_p.into());
-    }
-    if !request.stop.is_empty() {
-        body.insert("stop_sequences".into(), request.stop.clone().into());
-    }
-    for (key, value) in &request.extra {
-        body.insert(key.clone(), value.clone());
-    }
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-    } else {
-        body.remove("stream");
-    }
-    Value::Object(body)
+/// counterpart and are not sent; `extra` wins over the typed fields. `stream` is sent for a
+/// stream only, whatever `extra` says.
+pub(crate) struct MessagesBody<'a> {
+    request: &'a ChatRequest,
+    stream: bool,
+    default_max_tokens: u32,
 }
 
-fn block(part: &ContentPart) -> Value {
-    match part {
-        ContentPart::Text { text } => json!({"type": "text", "text": text}),
-        ContentPart::Image { source } => json!({"type": "image", "source": image_source(source)}),
-        ContentPart::ToolCall(call) => {
-            // `input` must be an object; arguments the model wrote as invalid JSON cannot be
-            // sent back as they were.
-            let input = match call.parsed_arguments() {
-                Ok(value @ Value::Object(_)) => value,
-                _ => Value::Object(Map::new()),
-            };
-            json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
+impl<'a> MessagesBody<'a> {
+    pub(crate) fn new(request: &'a ChatRequest, stream: bool, default_max_tokens: u32) -> Self {
+        Self {
+            request,
+            stream,
+            default_max_tokens,
         }
-        ContentPart::ToolResult {
-            tool_call_id,
-            content,
-            is_error,
-        } => {
-            let mut wire = json!({
-                "type": "tool_result",
-                "tool_use_id": tool_call_id,
-                "content": content,
-            });
-            if *is_error {
-                wire["is_error"] = Value::Bool(true);
+    }
+}
+
+impl Serialize for MessagesBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.request;
+        let mut body = Body::start(serializer, &request.extra)?;
+        body.field("model", &request.model)?;
+        body.field(
+            "max_tokens",
+            &request.max_tokens.unwrap_or(self.default_max_tokens),
+        )?;
+        let mut system = system_texts(&request.messages);
+        match (system.next(), system.next()) {
+            (None, _) => {}
+            (Some(text), None) => body.field("system", text)?,
+            _ => {
+                let blocks = system_texts(&request.messages)
+                    .map(|text| StrMap([("type", "text"), ("text", text)]));
+                body.field("system", &Seq(blocks))?;
             }
-            wire
         }
+        body.field("messages", &Turns(&request.messages))?;
+        if !request.tools.is_empty() {
+            let tools = request.tools.iter().map(|tool| ToolSpec {
+                tool,
+                schema_key: "input_schema",
+            });
+            body.field("tools", &Seq(tools))?;
+        }
+        body.optional(
+            "tool_choice",
+            request.tool_choice.as_ref().map(WireToolChoice),
+        )?;
+        body.optional("temperature", request.temperature)?;
+        body.optional("top_p", request.top_p)?;
+        if !request.stop.is_empty() {
+            body.field("stop_sequences", &request.stop)?;
+        }
+        body.extra_except(&["stream"])?;
+        if self.stream {
+            body.forced("stream", &true)?;
+        }
+        body.end()
+    }
+}
+
+/// The text parts of every system message, in order.
+fn system_texts(messages: &[Message]) -> impl Iterator<Item = &str> + Clone {
+    messages
+        .iter()
+        .filter(|message| message.role == Role::System)
+        .flat_map(|message| message.content.iter().filter_map(ContentPart::as_text))
+}
+
+struct WireToolChoice<'a>(&'a ToolChoice);
+
+impl Serialize for WireToolChoice<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => StrMap([("type", "auto")]).serialize(serializer),
+            ToolChoice::None => StrMap([("type", "none")]).serialize(serializer),
+            ToolChoice::Required => StrMap([("type", "any")]).serialize(serializer),
+            ToolChoice::Tool(name) => {
+                StrMap([("type", "tool"), ("name", name)]).serialize(serializer)
+            }
+        }
+    }
+}
+
+/// The conversation without system messages, as turns: each message is one, but consecutive
+/// tool messages (system messages between them aside) share one `user` turn.
+struct Turns<'a>(&'a [Message]);
+
+impl Serialize for Turns<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut messages = self
+            .0
+            .iter()
+            .filter(|message| message.role != Role::System)
+            .peekable();
+        while let Some(message) = messages.next() {
+            if message.role != Role::Tool {
+                seq.serialize_element(&Turn {
+                    role: message.role,
+                    messages: std::slice::from_ref(&message),
+                })?;
+                continue;
+            }
+            let mut run = vec![message];
+            while let Some(next) = messages.next_if(|next| next.role == Role::Tool) {
+                run.push(next);
+            }
+            seq.serialize_element(&Turn {
+                role: Role::Tool,
+                messages: &run,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// One turn: `assistant` or `user`, with the blocks of its messages; a lone text block is sent
+/// as a plain string.
+struct Turn<'a, 'm> {
+    role: Role,
+    messages: &'a [&'m Message],
+}
+
+impl Serialize for Turn<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let role = if self.role == Role::Assistant {
+            "assistant"
+        } else {
+            "user"
+        };
+        let parts = self.messages.iter().flat_map(|message| &message.content);
+        let mut first_two = parts.clone();
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("role", role)?;
+        match (first_two.next(), first_two.next()) {
+            (Some(ContentPart::Text { text }), None) => map.serialize_entry("content", text)?,
+            _ => map.serialize_entry("content", &Seq(parts.map(WireBlock)))?,
+        }
+        map.end()
+    }
+}
+
+/// One content block.
+struct WireBlock<'a>(&'a ContentPart);
+
+impl Serialize for WireBlock<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self.0 {
+            ContentPart::Text { text } => {
+                map.serialize_entry("type", "text")?;
+                map.serialize_entry("text", text)?;
+            }
+            ContentPart::Image { source } => {
+                map.serialize_entry("type", "image")?;
+                map.serialize_entry("source", &WireImage(source))?;
+            }
+            ContentPart::ToolCall(call) => {
+                // `input` must be an object; arguments the model wrote as invalid JSON cannot
+                // be sent back as they were.
+                let input = match call.parsed_arguments() {
+                    Ok(value @ Value::Object(_)) => value,
+                    _ => Value::Object(Map::new()),
+                };
+                map.serialize_entry("type", "tool_use")?;
+                map.serialize_entry("id", &call.id)?;
+                map.serialize_entry("name", &call.name)?;
+                map.serialize_entry("input", &input)?;
+            }
+            ContentPart::ToolResult {
+                tool_call_id,
+                content,
+                is_error,
+            } => {
+                map.serialize_entry("type", "tool_result")?;
+                map.serialize_entry("tool_use_id", tool_call_id)?;
+                map.serialize_entry("content", content)?;
+                if *is_error {
+                    map.serialize_entry("is_error", &true)?;
+                }
+            }
+        }
+        map.end()
     }
 }
 
 /// Anthropic takes base64 images as `{type: base64}`, so a `data:` URL is unpacked.
-fn image_source(source: &ImageSource) -> Value {
-    match source {
-        ImageSource::Base64 { media_type, data } => {
-            json!({"type": "base64", "media_type": media_type, "data": data})
-        }
-        ImageSource::Url { url } => {
-            if let Some((media_type, data)) = url
+struct WireImage<'a>(&'a ImageSource);
+
+impl Serialize for WireImage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        let (media_type, data) = match self.0 {
+            ImageSource::Base64 { media_type, data } => (media_type.as_str(), data.as_str()),
+            ImageSource::Url { url } => match url
                 .strip_prefix("data:")
                 .and_then(|rest| rest.split_once(";base64,"))
             {
-                json!({"type": "base64", "media_type": media_type, "data": data})
-            } else {
-                json!({"type": "url", "url": url})
-            }
-        }
+                Some(parts) => parts,
+                None => {
+                    map.serialize_entry("type", "url")?;
+                    map.serialize_entry("url", url)?;
+                    return map.end();
+                }
+            },
+        };
+        map.serialize_entry("type", "base64")?;
+        map.serialize_entry("media_type", media_type)?;
+        map.serialize_entry("data", data)?;
+        map.end()
     }
 }
 
@@ -260,8 +325,16 @@ impl MessageAnswer {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::types::{Message, Tool};
+    use crate::types::Tool;
+
+    /// The body's bytes, parsed back.
+    fn messages_body(request: &ChatRequest, stream: bool, default_max_tokens: u32) -> Value {
+        let body = MessagesBody::new(request, stream, default_max_tokens);
+        serde_json::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap()
+    }
 
     #[test]
     fn system_tools_images_and_results_are_mapped() {
@@ -339,6 +412,51 @@ mod tests {
             body,
             json!({"model": "m", "max_tokens": 10, "system": "S",
                    "messages": [{"role": "user", "content": "Hi"}]})
+        );
+    }
+
+    #[test]
+    fn extra_keys_replace_typed_fields_and_stream_follows_the_call() {
+        let request = ChatRequest::new("m")
+            .message(Message::user("Hi"))
+            .max_tokens(10)
+            .extra("max_tokens", 20)
+            .extra("stream", true)
+            .extra("stream_options", json!({"x": 1}));
+        let bytes = serde_json::to_vec(&MessagesBody::new(&request, false, 4096)).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.matches("\"max_tokens\"").count(), 1, "{text}");
+        // Only `stream` is the call's to decide; other keys pass through.
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"model": "m", "max_tokens": 20, "stream_options": {"x": 1},
+                   "messages": [{"role": "user", "content": "Hi"}]})
+        );
+        assert_eq!(messages_body(&request, true, 4096)["stream"], true);
+    }
+
+    #[test]
+    fn tool_results_share_a_turn_across_system_messages() {
+        let request = ChatRequest::new("m")
+            .message(Message::user("go"))
+            .message(Message::tool_result("a", "1"))
+            .message(Message::system("mid"))
+            .message(Message::tool_result("b", "2"))
+            .message(Message::assistant("done"))
+            .message(Message::new(Role::User, Vec::new()));
+        let body = messages_body(&request, false, 4096);
+        assert_eq!(body["system"], "mid");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "go"},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": "1"},
+                    {"type": "tool_result", "tool_use_id": "b", "content": "2"},
+                ]},
+                {"role": "assistant", "content": "done"},
+                {"role": "user", "content": []},
+            ])
         );
     }
 }

@@ -1,24 +1,21 @@
 //! OpenAI's Chat Completions and Embeddings APIs, and every server that speaks them.
 
-mod config;
-pub(crate) mod stream;
-mod wire;
+mod builder;
+mod stream;
+pub(crate) mod wire;
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_core::Stream;
 use reqwest::Url;
 
-pub use self::config::{OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
-use self::stream::OpenAiDecoder;
-use self::wire::{Completion, Embeddings, MaxTokensField};
-use super::http::Transport;
-use super::sse::{SseStream, TransportError};
+pub use self::builder::{OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
+pub(crate) use self::stream::OpenAiDecoder;
+use self::wire::{ChatBody, Completion, EmbeddingBody, Embeddings, MaxTokensField};
+use super::transport::Transport;
 use crate::types::{ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse};
-use crate::{Error, LlmModel, Result};
+use crate::{LlmModel, Result};
 
 /// A model behind OpenAI's Chat Completions API, or behind any server that speaks it (Groq,
 /// Together, OpenRouter, DeepSeek, Mistral, Ollama, vLLM, the llama.cpp server, Azure OpenAI).
@@ -58,7 +55,6 @@ pub struct OpenAi {
 
 struct Inner {
     transport: Transport,
-    base_url: String,
     chat_url: Url,
     embeddings_url: Url,
     max_tokens_field: MaxTokensField,
@@ -69,7 +65,7 @@ impl OpenAi {
     /// ([`DEFAULT_OPENAI_BASE_URL`] when unset).
     ///
     /// # Errors
-    /// [`Error::is_builder`] when `OPENAI_API_KEY` is unset or `OPENAI_BASE_URL` is malformed.
+    /// [`Error::is_builder`](crate::Error::is_builder) when `OPENAI_API_KEY` is unset or `OPENAI_BASE_URL` is malformed.
     pub fn from_env() -> Result<Self> {
         Self::builder().build()
     }
@@ -98,90 +94,57 @@ impl OpenAi {
     ) -> OpenAiBuilder {
         OpenAiBuilder::azure(deployment_url.into(), api_version.into(), api_key.into())
     }
-
-    fn transport(&self) -> &Transport {
-        &self.inner.transport
-    }
-
-    fn body(&self, value: &serde_json::Value) -> Result<Vec<u8>> {
-        serde_json::to_vec(value).map_err(|err| {
-            Error::other("cannot serialize the request")
-                .with_source(err)
-                .with_provider(self.provider())
-        })
-    }
 }
 
 impl fmt::Debug for OpenAi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAi")
-            .field("provider", &self.inner.transport.provider)
-            .field("base_url", &self.inner.base_url)
-            .field("api_key", &"<redacted>")
-            .field("request_timeout", &self.inner.transport.request_timeout)
-            .finish()
+        let mut debug = f.debug_struct("OpenAi");
+        self.inner.transport.debug_fields(&mut debug);
+        debug.finish()
     }
 }
 
 #[async_trait]
 impl LlmModel for OpenAi {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let body = self.body(&wire::chat_body(
-            request,
-            false,
-            self.inner.max_tokens_field,
-        ))?;
-        let transport = self.transport();
-        let response = transport.post(&self.inner.chat_url, body, false).await?;
-        let completion: Completion = transport.read_json(response, "chat completion").await?;
+        let inner = &*self.inner;
+        let body = ChatBody::new(request, false, inner.max_tokens_field);
+        let completion: Completion = inner
+            .transport
+            .call(&inner.chat_url, &body, "chat completion")
+            .await?;
         Ok(completion.into_response())
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream> {
-        let body = self.body(&wire::chat_body(request, true, self.inner.max_tokens_field))?;
-        let transport = self.transport();
-        let response = transport.post(&self.inner.chat_url, body, true).await?;
-        let provider = transport.provider.as_str();
-        let body = transport.stream_body(response).await?;
-        Ok(body.parse(
-            |response| parse_stream(response.bytes_stream(), provider),
-            |bytes| {
-                let once = futures_util::stream::iter([Ok::<_, Infallible>(bytes)]);
-                parse_stream(once, provider)
-            },
-        ))
+        let inner = &*self.inner;
+        let body = ChatBody::new(request, true, inner.max_tokens_field);
+        inner
+            .transport
+            .stream(&inner.chat_url, &body, OpenAiDecoder::default())
+            .await
     }
 
     async fn embed(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse> {
-        let body = self.body(&wire::embedding_body(request))?;
-        let transport = self.transport();
-        let response = transport
-            .post(&self.inner.embeddings_url, body, false)
+        let inner = &*self.inner;
+        let embeddings: Embeddings = inner
+            .transport
+            .call(&inner.embeddings_url, &EmbeddingBody(request), "embeddings")
             .await?;
-        let embeddings: Embeddings = transport.read_json(response, "embeddings").await?;
         Ok(embeddings.into_response())
     }
 
     fn provider(&self) -> &str {
-        &self.inner.transport.provider
+        self.inner.transport.provider()
     }
 
+    /// The base URL without user info.
     fn base_url(&self) -> &str {
-        &self.inner.base_url
+        self.inner.transport.base_url()
     }
 
     fn cache_tokens_in_input(&self) -> bool {
         // `prompt_tokens` already counts the cached tokens.
         true
     }
-}
-
-/// The OpenAI stream parser over any byte stream, for benchmarks and tests.
-pub(crate) fn parse_stream<S, B, E>(bytes: S, provider: &str) -> ChatStream
-where
-    S: Stream<Item = std::result::Result<B, E>> + Send + 'static,
-    B: AsRef<[u8]> + Send + 'static,
-    E: TransportError + Send + 'static,
-{
-    ChatStream::new(SseStream::new(bytes, OpenAiDecoder::default(), provider))
 }

@@ -13,8 +13,8 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::wire::WireUsage;
-use crate::provider::http::api_error_from_value;
-use crate::provider::sse::{Decoder, Flow};
+use crate::provider::transport::sse::{Decoder, Flow};
+use crate::provider::transport::stream_api_error;
 use crate::types::StreamEvent;
 use crate::{Error, Result};
 
@@ -164,19 +164,9 @@ impl Decoder for OpenAiDecoder {
         let chunk: Chunk = serde_json::from_str(data).map_err(|err| {
             Error::decode(format!("invalid stream chunk {} json: {err}", self.chunks))
                 .with_status(200)
-                .with_source(err)
         })?;
-        if let Some(error) = &chunk.error {
-            if !error.is_null() {
-                let parsed = api_error_from_value(&serde_json::json!({ "error": error }));
-                return Err(Error::stream(
-                    parsed
-                        .message
-                        .unwrap_or_else(|| "the server reported an error".to_owned()),
-                )
-                .with_status(200)
-                .with_api_fields(parsed.error_type, parsed.code));
-            }
+        if let Some(error) = chunk.error.as_ref().filter(|error| !error.is_null()) {
+            return Err(stream_api_error(error).with_status(200));
         }
         if !self.sent_metadata {
             // Azure opens with a content-filter chunk whose id and model are empty strings, so
@@ -249,16 +239,7 @@ mod tests {
     use crate::types::Usage;
 
     fn decode_all(datas: &[&str]) -> (Vec<StreamEvent>, Result<Flow>) {
-        let mut decoder = OpenAiDecoder::default();
-        let mut out = VecDeque::new();
-        let mut last = Ok(Flow::Continue);
-        for data in datas {
-            last = decoder.decode("message", data, &mut out);
-            if last.is_err() {
-                break;
-            }
-        }
-        (out.into_iter().collect(), last)
+        crate::provider::transport::sse::decode_all(OpenAiDecoder::default(), "message", datas)
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The Chat Completions and Embeddings wire formats: neutral request to JSON body, JSON answer to
-//! neutral response. Answers are read leniently: every field may be missing or `null`, unknown
-//! fields are ignored.
+//! neutral response. Bodies serialize straight from the borrowed request. Answers are read
+//! leniently: every field may be missing or `null`, unknown fields are ignored.
 
-use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
 
-use crate::provider::http::lenient_count;
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::provider::transport::wire::{lenient_count, Body, Seq, StrMap, ToolSpec};
 use crate::types::{
     ChatRequest, ChatResponse, ContentPart, EmbeddingRequest, EmbeddingResponse, ImageSource,
     Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
@@ -29,180 +32,322 @@ impl MaxTokensField {
     }
 }
 
-/// The JSON body of a chat call. `extra` parameters are written last, so they win.
-pub(crate) fn chat_body(request: &ChatRequest, stream: bool, max_field: MaxTokensField) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), request.model.clone().into());
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        push_message(&mut messages, message);
-    }
-    body.insert("messages".into(), Value::Array(messages));
-    if !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".into(), tool.name.clone().into());
-                if let Some(description) = &tool.description {
-                    function.insert("description".into(), description.clone().into());
-                }
-                function.insert("parameters".into(), tool.parameters.clone());
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = &request.tool_choice {
-        let choice = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-        body.insert("tool_choice".into(), choice);
-    }
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            body.insert(key.into(), value);
+/// The JSON body of a chat call. `extra` parameters win over the typed fields. A stream always
+/// asks for `stream_options.include_usage` (merged into any `stream_options` of `extra`);
+/// without a stream, `stream` and `stream_options` are left out.
+pub(crate) struct ChatBody<'a> {
+    request: &'a ChatRequest,
+    stream: bool,
+    max_tokens_field: MaxTokensField,
+}
+
+impl<'a> ChatBody<'a> {
+    pub(crate) fn new(
+        request: &'a ChatRequest,
+        stream: bool,
+        max_tokens_field: MaxTokensField,
+    ) -> Self {
+        Self {
+            request,
+            stream,
+            max_tokens_field,
         }
-    };
-    put("temperature", request.temperature.map(Value::from));
-    put("top_p", request.top_p.map(Value::from));
-    put(max_field.name(), request.max_tokens.map(Value::from));
-    put(
-        "stop",
-        (!request.stop.is_empty()).then(|| Value::from(request.stop.clone())),
-    );
-    put("seed", request.seed.map(Value::from));
-    put(
-        "frequency_penalty",
-        request.frequency_penalty.map(Value::from),
-    );
-    put(
-        "presence_penalty",
-        request.presence_penalty.map(Value::from),
-    );
-    put(
-        "response_format",
-        request.response_format.as_ref().map(|format| match format {
-            ResponseFormat::Text => json!({"type": "text"}),
-            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+    }
+}
+
+impl Serialize for ChatBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.request;
+        let mut body = Body::start(serializer, &request.extra)?;
+        body.field("model", &request.model)?;
+        body.field("messages", &Messages(&request.messages))?;
+        if !request.tools.is_empty() {
+            let tools = request.tools.iter().map(|tool| {
+                FunctionTool(ToolSpec {
+                    tool,
+                    schema_key: "parameters",
+                })
+            });
+            body.field("tools", &Seq(tools))?;
+        }
+        body.optional(
+            "tool_choice",
+            request.tool_choice.as_ref().map(WireToolChoice),
+        )?;
+        body.optional("temperature", request.temperature)?;
+        body.optional("top_p", request.top_p)?;
+        body.optional(self.max_tokens_field.name(), request.max_tokens)?;
+        if !request.stop.is_empty() {
+            body.field("stop", &request.stop)?;
+        }
+        body.optional("seed", request.seed)?;
+        body.optional("frequency_penalty", request.frequency_penalty)?;
+        body.optional("presence_penalty", request.presence_penalty)?;
+        body.optional(
+            "response_format",
+            request.response_format.as_ref().map(WireResponseFormat),
+        )?;
+        body.extra_except(&["stream", "stream_options"])?;
+        if self.stream {
+            body.forced("stream", &true)?;
+            // Without it OpenAI sends no usage at all on a stream.
+            let theirs = request
+                .extra
+                .get("stream_options")
+                .and_then(Value::as_object);
+            body.forced("stream_options", &StreamOptions(theirs))?;
+        }
+        body.end()
+    }
+}
+
+/// The caller's `stream_options` with `include_usage: true`.
+struct StreamOptions<'a>(Option<&'a serde_json::Map<String, Value>>);
+
+impl Serialize for StreamOptions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0.into_iter().flatten() {
+            if key != "include_usage" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.serialize_entry("include_usage", &true)?;
+        map.end()
+    }
+}
+
+/// `{"type": "function", "function": {name, description, parameters}}`.
+struct FunctionTool<'a>(ToolSpec<'a>);
+
+impl Serialize for FunctionTool<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", "function")?;
+        map.serialize_entry("function", &self.0)?;
+        map.end()
+    }
+}
+
+struct WireToolChoice<'a>(&'a ToolChoice);
+
+impl Serialize for WireToolChoice<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => serializer.serialize_str("auto"),
+            ToolChoice::None => serializer.serialize_str("none"),
+            ToolChoice::Required => serializer.serialize_str("required"),
+            ToolChoice::Tool(name) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("type", "function")?;
+                map.serialize_entry("function", &StrMap([("name", name)]))?;
+                map.end()
+            }
+        }
+    }
+}
+
+struct WireResponseFormat<'a>(&'a ResponseFormat);
+
+impl Serialize for WireResponseFormat<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ResponseFormat::Text => StrMap([("type", "text")]).serialize(serializer),
+            ResponseFormat::JsonObject => StrMap([("type", "json_object")]).serialize(serializer),
             ResponseFormat::JsonSchema {
                 name,
                 schema,
                 strict,
-            } => json!({
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": strict}
-            }),
-        }),
-    );
-    for (key, value) in &request.extra {
-        body.insert(key.clone(), value.clone());
-    }
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-        // Without it OpenAI sends no usage at all on a stream; merged into any options the
-        // caller passed.
-        let options = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !options.is_object() {
-            *options = Value::Object(Map::new());
-        }
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-    } else {
-        body.remove("stream");
-        body.remove("stream_options");
-    }
-    Value::Object(body)
-}
-
-/// One neutral message becomes one wire message, plus one `tool` message per tool result (OpenAI
-/// wants each result in a message of its own).
-fn push_message(out: &mut Vec<Value>, message: &Message) {
-    let mut results = Vec::new();
-    let mut texts_and_images = Vec::new();
-    let mut calls = Vec::new();
-    for part in &message.content {
-        match part {
-            ContentPart::ToolResult {
-                tool_call_id,
-                content,
-                ..
-            } => results.push(json!({
-                "role": "tool",
-                "tool_call_id": tool_call_id,
-                "content": content,
-            })),
-            ContentPart::ToolCall(call) => calls.push(json!({
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            })),
-            other => texts_and_images.push(other),
-        }
-    }
-    let only_results = !results.is_empty() && texts_and_images.is_empty() && calls.is_empty();
-    out.extend(results);
-    if only_results {
-        return;
-    }
-    let mut wire = Map::new();
-    wire.insert("role".into(), message.role.as_str().into());
-    if message.role == Role::Assistant {
-        let text: String = texts_and_images
-            .iter()
-            .filter_map(|part| part.as_text())
-            .collect();
-        let content = if text.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            Value::String(text)
-        };
-        wire.insert("content".into(), content);
-        if !calls.is_empty() {
-            wire.insert("tool_calls".into(), Value::Array(calls));
-        }
-    } else {
-        wire.insert("content".into(), content_value(&texts_and_images));
-    }
-    if let Some(name) = &message.name {
-        wire.insert("name".into(), name.clone().into());
-    }
-    out.push(Value::Object(wire));
-}
-
-/// A single text part is sent as a plain string (which every server accepts); anything else as
-/// an array of typed parts.
-fn content_value(parts: &[&ContentPart]) -> Value {
-    if let [ContentPart::Text { text }] = parts {
-        return Value::String(text.clone());
-    }
-    if parts.is_empty() {
-        return Value::String(String::new());
-    }
-    let parts = parts
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
-            ContentPart::Image { source } => {
-                let url = match source {
-                    ImageSource::Url { url } => url.clone(),
-                    ImageSource::Base64 { media_type, data } => {
-                        format!("data:{media_type};base64,{data}")
+            } => {
+                struct Schema<'a>(&'a str, &'a Value, bool);
+                impl Serialize for Schema<'_> {
+                    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                        let mut map = serializer.serialize_map(Some(3))?;
+                        map.serialize_entry("name", self.0)?;
+                        map.serialize_entry("schema", self.1)?;
+                        map.serialize_entry("strict", &self.2)?;
+                        map.end()
                     }
-                };
-                Some(json!({"type": "image_url", "image_url": {"url": url}}))
+                }
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("type", "json_schema")?;
+                map.serialize_entry("json_schema", &Schema(name, schema, *strict))?;
+                map.end()
             }
-            _ => None,
-        })
-        .collect();
-    Value::Array(parts)
+        }
+    }
+}
+
+/// The conversation: one neutral message becomes one wire message, plus one `tool` message per
+/// tool result before it (OpenAI wants each result in a message of its own). A message of tool
+/// results alone becomes those `tool` messages only.
+struct Messages<'a>(&'a [Message]);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for message in self.0 {
+            let mut results = 0;
+            for part in &message.content {
+                if let ContentPart::ToolResult {
+                    tool_call_id,
+                    content,
+                    ..
+                } = part
+                {
+                    results += 1;
+                    seq.serialize_element(&StrMap([
+                        ("role", "tool"),
+                        ("tool_call_id", tool_call_id),
+                        ("content", content),
+                    ]))?;
+                }
+            }
+            if results == 0 || results < message.content.len() {
+                seq.serialize_element(&WireMessage(message))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+/// A message without its tool results. An assistant's content is its text (`null` when it only
+/// calls tools) and its calls go in `tool_calls`; other roles send text and images.
+struct WireMessage<'a>(&'a Message);
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", message.role.as_str())?;
+        if message.role == Role::Assistant {
+            let calls = message.content.iter().filter_map(|part| match part {
+                ContentPart::ToolCall(call) => Some(WireToolCall(call)),
+                _ => None,
+            });
+            let has_calls = calls.clone().next().is_some();
+            let text = joined_text(&message.content);
+            if text.is_empty() && has_calls {
+                map.serialize_entry("content", &())?;
+            } else {
+                map.serialize_entry("content", &text)?;
+            }
+            if has_calls {
+                map.serialize_entry("tool_calls", &Seq(calls))?;
+            }
+        } else {
+            map.serialize_entry("content", &Content(&message.content))?;
+        }
+        if let Some(name) = &message.name {
+            map.serialize_entry("name", name)?;
+        }
+        map.end()
+    }
+}
+
+/// The text parts joined; borrowed when there is at most one.
+fn joined_text(parts: &[ContentPart]) -> Cow<'_, str> {
+    let mut texts = parts.iter().filter_map(ContentPart::as_text);
+    match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(text), None) => Cow::Borrowed(text),
+        (Some(first), Some(second)) => {
+            let mut joined = String::from(first);
+            joined.push_str(second);
+            texts.for_each(|text| joined.push_str(text));
+            Cow::Owned(joined)
+        }
+    }
+}
+
+struct WireToolCall<'a>(&'a ToolCall);
+
+impl Serialize for WireToolCall<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Function<'a>(&'a ToolCall);
+        impl Serialize for Function<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("name", &self.0.name)?;
+                map.serialize_entry("arguments", &self.0.arguments)?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("id", &self.0.id)?;
+        map.serialize_entry("type", "function")?;
+        map.serialize_entry("function", &Function(self.0))?;
+        map.end()
+    }
+}
+
+/// The text and images of a message: a single text part as a plain string (which every server
+/// accepts), nothing as `""`, anything else as an array of typed parts.
+struct Content<'a>(&'a [ContentPart]);
+
+impl Serialize for Content<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let parts = self
+            .0
+            .iter()
+            .filter(|part| matches!(part, ContentPart::Text { .. } | ContentPart::Image { .. }));
+        let mut first_two = parts.clone();
+        match (first_two.next(), first_two.next()) {
+            (None, _) => serializer.serialize_str(""),
+            (Some(ContentPart::Text { text }), None) => serializer.serialize_str(text),
+            _ => Seq(parts.map(WirePart)).serialize(serializer),
+        }
+    }
+}
+
+/// A text or image part.
+struct WirePart<'a>(&'a ContentPart);
+
+impl Serialize for WirePart<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        match self.0 {
+            ContentPart::Text { text } => {
+                map.serialize_entry("type", "text")?;
+                map.serialize_entry("text", text)?;
+            }
+            ContentPart::Image { source } => {
+                map.serialize_entry("type", "image_url")?;
+                map.serialize_entry("image_url", &ImageUrl(source))?;
+            }
+            // `Content` passes on text and images only.
+            _ => {}
+        }
+        map.end()
+    }
+}
+
+/// `{"url": …}`: the URL, or base64 data as a `data:` URL, written without an intermediate copy.
+struct ImageUrl<'a>(&'a ImageSource);
+
+impl Serialize for ImageUrl<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct DataUrl<'a>(&'a str, &'a str);
+        impl fmt::Display for DataUrl<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "data:{};base64,{}", self.0, self.1)
+            }
+        }
+        struct Url<'a>(&'a ImageSource);
+        impl Serialize for Url<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self.0 {
+                    ImageSource::Url { url } => serializer.serialize_str(url),
+                    ImageSource::Base64 { media_type, data } => {
+                        serializer.collect_str(&DataUrl(media_type, data))
+                    }
+                }
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("url", &Url(self.0))?;
+        map.end()
+    }
 }
 
 /// `usage` of an answer or a chunk.
@@ -345,19 +490,20 @@ impl Completion {
     }
 }
 
-/// The JSON body of an embedding call.
-pub(crate) fn embedding_body(request: &EmbeddingRequest) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), request.model.clone().into());
-    body.insert("input".into(), Value::from(request.input.clone()));
-    body.insert("encoding_format".into(), "float".into());
-    if let Some(dimensions) = request.dimensions {
-        body.insert("dimensions".into(), dimensions.into());
+/// The JSON body of an embedding call; `extra` parameters win.
+pub(crate) struct EmbeddingBody<'a>(pub(crate) &'a EmbeddingRequest);
+
+impl Serialize for EmbeddingBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let request = self.0;
+        let mut body = Body::start(serializer, &request.extra)?;
+        body.field("model", &request.model)?;
+        body.field("input", &request.input)?;
+        body.field("encoding_format", "float")?;
+        body.optional("dimensions", request.dimensions)?;
+        body.extra_except(&[])?;
+        body.end()
     }
-    for (key, value) in &request.extra {
-        body.insert(key.clone(), value.clone());
-    }
-    Value::Object(body)
 }
 
 /// An embeddings answer.
@@ -398,8 +544,16 @@ impl Embeddings {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::types::Tool;
+
+    /// The body's bytes, parsed back.
+    fn chat_body(request: &ChatRequest, stream: bool, field: MaxTokensField) -> Value {
+        let bytes = serde_json::to_vec(&ChatBody::new(request, stream, field)).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
 
     #[test]
     fn every_request_field_is_mapped() {
@@ -512,6 +666,88 @@ mod tests {
         assert_eq!(
             body["response_format"],
             json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}})
+        );
+    }
+
+    #[test]
+    fn extra_keys_replace_typed_fields_without_duplicates() {
+        let request = ChatRequest::new("m")
+            .message(Message::user("hi"))
+            .temperature(0.1)
+            .max_tokens(9)
+            .extra("temperature", 0.9)
+            .extra("model", "other")
+            .extra("stream", true)
+            .extra("stream_options", "not an object");
+        let bytes =
+            serde_json::to_vec(&ChatBody::new(&request, true, MaxTokensField::MaxTokens)).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        for key in [
+            "\"model\"",
+            "\"temperature\"",
+            "\"stream\"",
+            "\"stream_options\"",
+        ] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({
+                "model": "other",
+                "messages": [{"role": "user", "content": "hi"}],
+                "temperature": 0.9,
+                "max_tokens": 9,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+        // Without a stream, `stream` and `stream_options` go, even from `extra`.
+        let body = chat_body(&request, false, MaxTokensField::MaxTokens);
+        assert_eq!(body.get("stream"), None);
+        assert_eq!(body.get("stream_options"), None);
+    }
+
+    #[test]
+    fn results_get_messages_of_their_own_and_empty_content_is_a_string() {
+        let request = ChatRequest::new("m")
+            .message(Message::new(
+                Role::User,
+                vec![
+                    ContentPart::ToolResult {
+                        tool_call_id: "a".into(),
+                        content: "1".into(),
+                        is_error: true,
+                    },
+                    ContentPart::text("and"),
+                ],
+            ))
+            .message(Message::new(Role::User, Vec::new()))
+            .message(Message::new(
+                Role::Assistant,
+                vec![ContentPart::text("a"), ContentPart::text("b")],
+            ));
+        assert_eq!(
+            chat_body(&request, false, MaxTokensField::MaxTokens)["messages"],
+            json!([
+                {"role": "tool", "tool_call_id": "a", "content": "1"},
+                {"role": "user", "content": "and"},
+                {"role": "user", "content": ""},
+                {"role": "assistant", "content": "ab"},
+            ])
+        );
+    }
+
+    #[test]
+    fn embedding_bodies_let_extra_win() {
+        let request = EmbeddingRequest::new("e", ["a"]).dimensions(3);
+        let mut request = request;
+        request
+            .extra
+            .insert("encoding_format".into(), "base64".into());
+        let bytes = serde_json::to_vec(&EmbeddingBody(&request)).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            json!({"model": "e", "input": ["a"], "encoding_format": "base64", "dimensions": 3})
         );
     }
 }

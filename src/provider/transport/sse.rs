@@ -1,4 +1,4 @@
-//! Server-sent events to neutral [`StreamEvent`]s, shared by both providers.
+//! Server-sent events to neutral [`StreamEvent`]s, shared by every provider.
 //!
 //! [`Framer`] splits the byte stream into events as the bytes arrive, following the WHATWG
 //! event-stream rules: events split across reads, LF, CRLF and CR line ends, a leading BOM,
@@ -19,7 +19,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use crate::types::StreamEvent;
+use super::error::ErrorScope;
+use crate::types::{ChatStream, StreamEvent};
 use crate::{Error, Result};
 
 /// A line longer than this is not an event stream a model would send.
@@ -47,27 +48,37 @@ pub(crate) trait Decoder {
 
 /// A transport error of the byte stream under the events.
 pub(crate) trait TransportError {
-    fn into_error(self, provider: &str) -> Error;
+    fn into_error(self) -> Error;
 }
 
 impl TransportError for reqwest::Error {
-    fn into_error(self, provider: &str) -> Error {
-        super::http::stream_transport_error(provider, self)
+    fn into_error(self) -> Error {
+        super::error::stream_error(self)
     }
 }
 
 impl TransportError for std::io::Error {
-    fn into_error(self, provider: &str) -> Error {
-        Error::stream(format!("the connection broke: {self}"))
-            .with_source(self)
-            .with_provider(provider)
+    fn into_error(self) -> Error {
+        Error::stream("the connection broke").with_source(self)
     }
 }
 
 impl TransportError for Infallible {
-    fn into_error(self, _provider: &str) -> Error {
+    fn into_error(self) -> Error {
         match self {}
     }
+}
+
+/// The neutral events of the event stream `bytes`, read by `decoder`; every error it yields is
+/// finished by `scope` (provider named, secrets scrubbed).
+pub(crate) fn decode_stream<S, B, E, D>(bytes: S, decoder: D, scope: ErrorScope) -> ChatStream
+where
+    S: Stream<Item = std::result::Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+    E: TransportError + Send + 'static,
+    D: Decoder + Send + 'static,
+{
+    ChatStream::new(SseStream::new(bytes, decoder, scope))
 }
 
 /// Splits bytes into server-sent events.
@@ -210,7 +221,7 @@ pin_project! {
         bytes: S,
         framer: Framer,
         decoder: D,
-        provider: String,
+        scope: ErrorScope,
         pending: VecDeque<StreamEvent>,
         failure: Option<Error>,
         finished: bool,
@@ -218,12 +229,12 @@ pin_project! {
 }
 
 impl<S, D> SseStream<S, D> {
-    pub(crate) fn new(bytes: S, decoder: D, provider: impl Into<String>) -> Self {
+    pub(crate) fn new(bytes: S, decoder: D, scope: ErrorScope) -> Self {
         Self {
             bytes,
             framer: Framer::default(),
             decoder,
-            provider: provider.into(),
+            scope,
             pending: VecDeque::new(),
             failure: None,
             finished: false,
@@ -261,7 +272,7 @@ where
             let mut on_event = |kind: &str, data: &str| decoder.decode(kind, data, pending);
             let outcome = match next {
                 Some(Ok(bytes)) => this.framer.feed(bytes.as_ref(), &mut on_event),
-                Some(Err(error)) => Err(error.into_error(this.provider)),
+                Some(Err(error)) => Err(error.into_error()),
                 None => match this.framer.finish(&mut on_event) {
                     Ok(Flow::Continue) => this.decoder.end_without_marker().map(|()| Flow::Done),
                     other => other,
@@ -272,11 +283,30 @@ where
                 Ok(Flow::Done) => *this.finished = true,
                 Err(error) => {
                     *this.finished = true;
-                    *this.failure = Some(error.with_provider(this.provider.as_str()));
+                    *this.failure = Some(this.scope.finish(error));
                 }
             }
         }
     }
+}
+
+/// Runs `decoder` over the `data` of events (each of kind `kind`) until one fails: what arrived
+/// and the last outcome. The decoders' unit tests share it.
+#[cfg(test)]
+pub(crate) fn decode_all(
+    mut decoder: impl Decoder,
+    kind: &str,
+    datas: &[&str],
+) -> (Vec<StreamEvent>, Result<Flow>) {
+    let mut out = VecDeque::new();
+    let mut last = Ok(Flow::Continue);
+    for data in datas {
+        last = decoder.decode(kind, data, &mut out);
+        if last.is_err() {
+            break;
+        }
+    }
+    (out.into_iter().collect(), last)
 }
 
 #[cfg(test)]
@@ -347,5 +377,44 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.is_decode());
+    }
+
+    /// Fails on every event, quoting its data.
+    struct Quote;
+
+    impl Decoder for Quote {
+        fn decode(&mut self, _: &str, data: &str, _: &mut VecDeque<StreamEvent>) -> Result<Flow> {
+            Err(Error::stream(format!("server said {data}")))
+        }
+
+        fn end_without_marker(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_error_leaves_through_the_scope() {
+        use crate::util::secret::Secret;
+
+        let scope = || ErrorScope::new("p", [Secret::new("sk-secret-1")]);
+        let bytes = futures_util::stream::iter([Ok::<_, Infallible>("data: sk-secret-1\n\n")]);
+        let err = decode_stream(bytes, Quote, scope())
+            .next()
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "p: stream failed: server said [redacted]");
+
+        let broken = std::io::Error::other("reset by sk-secret-1");
+        let bytes = futures_util::stream::iter([Err::<&[u8], _>(broken)]);
+        let err = decode_stream(bytes, Quote, scope())
+            .next()
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(err.is_stream());
+        assert_eq!(err.message(), "the connection broke");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(cause, "reset by [redacted]");
     }
 }

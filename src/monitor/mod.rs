@@ -112,7 +112,7 @@ pub use crate::event::{Alert, AlertState};
 use self::clock::nanos;
 use self::dispatch::{AlertHandler, Delivery, Message, Outbox};
 use self::rule::Reading;
-use self::table::{lock, Dimension, Firing, RuleState, Table};
+use self::table::{lock, Dimension, Firing, Hashing, RuleState, Table};
 use self::window::{bin_of, bucket_cost, bucket_tokens, Geometry, Sample, Tick};
 use crate::event::{Envelope, ErrorKind, Event};
 use crate::pricing::{CacheAccounting, ModelPrice, PriceTable};
@@ -1245,9 +1245,9 @@ impl MonitorBuilder {
             pricing: self.pricing.unwrap_or_else(PriceTable::builtin),
             rules,
             by_scope,
-            models: Dimension::new(geometry, max_models, MODEL_SHARDS),
-            providers: Dimension::new(geometry, max_providers, PROVIDER_SHARDS),
-            ids: Dimension::new(geometry, max_ids, ID_SHARDS),
+            models: Dimension::new(geometry, max_models, MODEL_SHARDS, Hashing::fast()),
+            providers: Dimension::new(geometry, max_providers, PROVIDER_SHARDS, Hashing::fast()),
+            ids: Dimension::new(geometry, max_ids, ID_SHARDS, Hashing::sip()),
             budget,
             budgets,
             outbox: Outbox::new(sender),

@@ -1,10 +1,12 @@
-//! W3 and W4 of PERFORMANCE.md for the PostHog sink, against a capture server on loopback.
+//! W3, W4 and W5 of PERFORMANCE.md for the PostHog sink, against a capture server on loopback,
+//! and the sink's idle memory after `build()`.
 //!
 //! Each workload runs in a fresh child process (this same binary, re-run with `--child`), so
 //! peak RSS (`VmHWM`) belongs to that workload alone and the parent can see the child exit.
 //!
 //! `cargo bench --bench posthog_sink` runs the full sizes; without `--bench` (e.g. under
-//! `cargo test --benches`) it runs a small smoke version.
+//! `cargo test --benches`) it runs a small smoke version. Words after `--` pick workloads by
+//! name: `cargo bench --bench posthog_sink -- w3 w5`.
 
 #[path = "../tests/support/http.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -21,6 +23,7 @@ use capture_server::{Answer, CaptureServer};
 use traced_llm::event::{Envelope, Event, Generation};
 use traced_llm::posthog::capture_event;
 use traced_llm::posthog::PosthogSink;
+use traced_llm::posthog::DEFAULT_MAX_QUEUE_LEN;
 use traced_llm::sink::Sink;
 use traced_llm::types::{ContentPart, Usage};
 use traced_llm::Message;
@@ -37,15 +40,21 @@ fn main() {
             "w3" => w3(events, Some(events)),
             "w3-paced" => w3_paced(events),
             "w4-refused" | "w4-503" | "w4-hang" => w4(&workload[3..], events),
+            "w5" => w5(events as u64),
+            "idle" => idle(),
             other => panic!("unknown workload {other}"),
         }
         return;
     }
     let full = args.iter().any(|arg| arg == "--bench");
-    let (w3_events, w4_events) = if full {
-        (100_000, 10_000)
+    let filters: Vec<&String> = args[1..]
+        .iter()
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let (w3_events, w4_events, w5_seconds) = if full {
+        (100_000, 10_000, 60)
     } else {
-        (2_000, 500)
+        (2_000, 500, 4)
     };
     println!(
         "posthog_sink benchmark ({} cores){}",
@@ -57,14 +66,22 @@ fn main() {
         }
     );
     for (workload, events) in [
+        ("idle", 0),
         ("w3", w3_events),
         ("w3-default", w3_events),
         ("w3-paced", w3_events / 5),
         ("w4-refused", w4_events),
         ("w4-503", w4_events),
         ("w4-hang", w4_events),
+        ("w5", w5_seconds),
     ] {
-        run_child(workload, events);
+        if filters.is_empty()
+            || filters
+                .iter()
+                .any(|filter| workload.starts_with(filter.as_str()))
+        {
+            run_child(workload, events);
+        }
     }
 }
 
@@ -131,16 +148,47 @@ fn event(i: u64, rng: &mut u64) -> Event {
     Event::from(generation)
 }
 
-fn vm_hwm_kib() -> u64 {
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn vm_hwm_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+fn vm_rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// The sink's resident memory once built and idle: the process's RSS after `build()` and a
+/// moment for its threads to start, less the RSS before.
+fn idle() {
+    let server = CaptureServer::start_counting(vec![]);
+    std::thread::sleep(Duration::from_millis(200));
+    // Everything the first sink brings is counted: its threads, its HTTP client, its queue.
+    let before = vm_rss_kib();
+    let sink = PosthogSink::builder()
+        .api_key("phc_benchmark")
+        .host(server.url())
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = vm_rss_kib();
+    println!(
+        "Idle sink: RSS {:.1} MB after build(), {:.1} MB before: {:.2} MB for the sink",
+        after as f64 / 1024.0,
+        before as f64 / 1024.0,
+        after.saturating_sub(before) as f64 / 1024.0
+    );
+    drop(sink);
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -155,14 +203,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// W3: `events` captured in a tight loop, then flush; `queue` sizes the queue (default 10,000).
+/// W3: `events` captured in a tight loop, then flush; `queue` sizes the queue so that it can
+/// drop nothing (events and bytes), `None` keeps the defaults.
 fn w3(events: usize, queue: Option<usize>) {
     let server = CaptureServer::start_counting(vec![]);
     let mut builder = PosthogSink::builder()
         .api_key("phc_benchmark")
         .host(server.url());
     if let Some(queue) = queue {
-        builder = builder.max_queue_len(queue);
+        builder = builder.max_queue_len(queue).max_queue_bytes(usize::MAX / 2);
     }
     let sink = builder.build().unwrap();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -190,18 +239,23 @@ fn w3(events: usize, queue: Option<usize>) {
 
     match queue {
         Some(queue) => println!(
-            "W3: {events} events of {} B (Event is {} B in memory before its heap), gzip on, queue {queue}",
+            "W3: {events} events of {} B (Event is {} B in memory before its heap), gzip on, queue {queue} with no byte bound",
             sample.len(),
             std::mem::size_of::<Event>()
         ),
         None => println!(
-            "W3 with default settings (queue 10,000): {events} events of {} B",
+            "W3 with default settings (queue {DEFAULT_MAX_QUEUE_LEN} events, 64 MiB): {events} events of {} B",
             sample.len()
         ),
     }
     println!(
-        "  delivered {delivered} of {events} ({} dropped, queue full) in {:.0} ms: {:.0} events/s delivered",
+        "  delivered {delivered} of {events} ({} dropped: {} queue full, {} buffer full, {} rejected, {} oversize; {} retried) in {:.0} ms: {:.0} events/s delivered",
         stats.dropped(),
+        stats.dropped_queue_full,
+        stats.dropped_buffer_full,
+        stats.dropped_rejected,
+        stats.dropped_oversize,
+        stats.retried,
         total.as_secs_f64() * 1e3,
         delivered as f64 / total.as_secs_f64()
     );
@@ -311,4 +365,85 @@ fn w4(variant: &str, events: usize) {
         process_start.elapsed().as_secs_f64() * 1e3
     );
     drop(server);
+}
+
+/// W5: `seconds` of outage while capturing 2,000 events/s of about 1 KB: connections refused for
+/// the first half, then a server that takes requests and never answers for the second half,
+/// then recovery; capture goes on for 10 s after it, then flush. Default settings.
+fn w5(seconds: u64) {
+    const RATE: u64 = 2_000;
+    let addr = CaptureServer::reserve_port();
+    let sink = PosthogSink::builder()
+        .api_key("phc_benchmark")
+        .host(format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let outage = Duration::from_secs(seconds);
+    let after = Duration::from_secs(seconds.min(10));
+    let mut rng = 0x5DEE_CE66_D1CE_4E5Bu64;
+    let started = Instant::now();
+    let mut server: Option<CaptureServer> = None;
+    let mut recovered_at = None;
+    let mut captured_at_recovery = 0u64;
+    let mut drained_after = None;
+    let mut peak_buffered = (0u64, 0u64);
+    let mut i = 0u64;
+    loop {
+        let now = started.elapsed();
+        if server.is_none() && now >= outage / 2 {
+            let hanging = CaptureServer::start_full(addr, vec![], false, vec![]);
+            hanging.set_hanging(true);
+            server = Some(hanging);
+        }
+        if recovered_at.is_none() && now >= outage {
+            if let Some(server) = &server {
+                server.set_hanging(false);
+            }
+            recovered_at = Some(Instant::now());
+            captured_at_recovery = i;
+        }
+        if let (Some(at), None, Some(server)) = (recovered_at, drained_after, &server) {
+            if server.delivered_count() >= captured_at_recovery {
+                drained_after = Some(at.elapsed());
+            }
+        }
+        if now >= outage + after {
+            break;
+        }
+        let stats = sink.stats();
+        peak_buffered.0 = peak_buffered.0.max(stats.buffered_batches);
+        peak_buffered.1 = peak_buffered.1.max(stats.buffered_bytes);
+        // Two events every millisecond.
+        let due = Duration::from_micros(i * 1_000_000 / RATE);
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        sink.capture(event(i, &mut rng));
+        i += 1;
+    }
+    let result = runtime().block_on(sink.flush(Duration::from_secs(60)));
+    let server = server.expect("the server started");
+    let drained = drained_after.map_or("not within the run".to_owned(), |d| {
+        format!("{:.2} s", d.as_secs_f64())
+    });
+    let stats = sink.stats();
+    println!(
+        "W5: {seconds} s outage (refused {} s, then hanging {} s) at {RATE} events/s of ~1.1 KB, then recovery; default settings",
+        seconds / 2,
+        seconds - seconds / 2
+    );
+    println!(
+        "  captured {i}, delivered {} ({} duplicates), dropped {}; flush {}",
+        server.delivered_count().min(i),
+        server.delivered_count().saturating_sub(i),
+        stats.dropped(),
+        if result.is_ok() { "ok" } else { "timed out" }
+    );
+    println!(
+        "  peak RSS {:.1} MB; outage buffer peaked at {} batches, {:.1} MB compressed; drained {drained} after recovery ({captured_at_recovery} events captured by then)",
+        vm_hwm_kib() as f64 / 1024.0,
+        peak_buffered.0,
+        peak_buffered.1 as f64 / 1e6,
+    );
+    assert_eq!(stats.dropped(), 0, "nothing lost");
 }

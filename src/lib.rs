@@ -9,6 +9,8 @@ pub mod flags;
 mod model;
 #[cfg(feature = "monitor")]
 pub mod monitor;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod posthog;
 pub mod pricing;
 #[cfg(any(feature = "openai", feature = "anthropic"))]

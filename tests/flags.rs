@@ -33,7 +33,7 @@ fn flags_answer(key: &str, enabled: bool, variant: Option<&str>, payload: Option
 #[tokio::test]
 async fn local_evaluation_matches_posthogs_published_vectors() {
     let vectors = vectors();
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .definitions(vectors["definitions"].clone())
         .build()
         .unwrap();
@@ -80,7 +80,7 @@ async fn polled_definitions_are_evaluated_locally_with_no_call_to_flags() {
         .expect(0)
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(server.uri())
@@ -130,7 +130,7 @@ async fn flags_local_evaluation_cannot_decide_are_asked_of_the_server() {
         .expect(1)
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(server.uri())
@@ -179,7 +179,7 @@ async fn remote_answers_are_cached_per_request_for_their_ttl() {
         .expect(3)
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .host(server.uri())
         .cache_ttl(Duration::from_secs(60))
@@ -217,7 +217,7 @@ async fn a_slow_server_gives_defaults_and_a_timeout_error_in_time() {
         )
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .host(server.uri())
         .request_timeout(Duration::from_millis(300))
@@ -247,7 +247,7 @@ async fn a_failing_server_gives_defaults_and_a_status_error_without_the_key() {
         })))
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .host(server.uri())
         .build()
@@ -269,7 +269,7 @@ async fn an_unreachable_server_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(format!("http://{address}"))
@@ -306,7 +306,7 @@ async fn definitions_are_fetched_again_with_their_etag() {
         .expect(1)
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(server.uri())
@@ -330,23 +330,21 @@ async fn bad_configuration_is_refused_by_build() {
     let err = |builder: traced_llm::posthog::flags::PosthogFlagsBuilder| {
         builder.build().unwrap_err().to_string()
     };
-    assert!(err(PosthogFlags::builder().api_key(PERSONAL_KEY)).contains("phx_"));
-    assert!(err(PosthogFlags::builder()
-        .api_key(PROJECT_KEY)
-        .personal_api_key(PROJECT_KEY))
-    .contains("personal API key"));
-    assert!(err(PosthogFlags::builder().api_key(PROJECT_KEY).host("ftp://x")).contains("http(s)"));
-    assert!(err(PosthogFlags::builder()
+    assert!(err(builder().api_key(PERSONAL_KEY)).contains("phx_"));
+    assert!(
+        err(builder().api_key(PROJECT_KEY).personal_api_key(PROJECT_KEY))
+            .contains("personal API key")
+    );
+    assert!(err(builder().api_key(PROJECT_KEY).host("ftp://x")).contains("http(s)"));
+    assert!(err(builder()
         .api_key(PROJECT_KEY)
         .request_timeout(Duration::ZERO))
     .contains("timeout"));
-    assert!(
-        err(PosthogFlags::builder().definitions_file("/nonexistent/flags.json"))
-            .contains("cannot read flag definitions")
-    );
+    assert!(err(builder().definitions_file("/nonexistent/flags.json"))
+        .contains("cannot read flag definitions"));
     let shown = format!(
         "{:?}",
-        PosthogFlags::builder()
+        builder()
             .api_key(PROJECT_KEY)
             .personal_api_key(PERSONAL_KEY)
     );
@@ -365,7 +363,7 @@ async fn keys_travel_only_where_posthog_reads_them() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"flags": {}})))
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .host(server.uri())
         .build()
@@ -412,7 +410,7 @@ async fn the_poller_picks_up_changed_definitions() {
         .respond_with(ResponseTemplate::new(200).set_body_json(definitions(100)))
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(server.uri())
@@ -459,7 +457,7 @@ async fn hanging_definitions_do_not_stall_an_evaluation() {
         )))
         .mount(&server)
         .await;
-    let flags = PosthogFlags::builder()
+    let flags = builder()
         .api_key(PROJECT_KEY)
         .personal_api_key(PERSONAL_KEY)
         .host(server.uri())
@@ -476,4 +474,10 @@ async fn hanging_definitions_do_not_stall_an_evaluation() {
     assert_eq!(flag.origin, FlagOrigin::Remote);
     assert!(snapshot.error().is_none());
     assert!(!flags.has_definitions());
+}
+
+/// A builder whose host is plain http, so the tests need no TLS feature; every test that talks
+/// to a server sets that server's host after it.
+fn builder() -> traced_llm::posthog::flags::PosthogFlagsBuilder {
+    PosthogFlags::builder().host("http://127.0.0.1:9")
 }

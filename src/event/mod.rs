@@ -195,6 +195,11 @@ pub struct Envelope {
     pub distinct_id: Option<String>,
     /// The trace; `None` makes the event a trace of its own, identified by [`Envelope::uuid`].
     pub trace_id: Option<String>,
+    /// Whether the caller named [`Envelope::trace_id`] (`CallContext::trace_id`,
+    /// `Tracer::trace_with_id`, or a span of such a trace), rather than the crate making it up
+    /// or taking it from the service's trace context: only a named trace id can serve as a
+    /// conversation id.
+    pub trace_id_named: bool,
     /// The session.
     pub session_id: Option<String>,
     /// This event's span id.
@@ -212,6 +217,46 @@ pub struct Envelope {
     pub flags: Option<FlagSnapshot>,
     /// The managed prompt the work used, by name and version.
     pub prompt: Option<PromptRef>,
+    /// The span of the service's own tracing the call or trace ran in, when it had no parent in
+    /// the crate: its W3C trace context, taken when the work started (feature `otel`; see
+    /// [`TraceParent`]).
+    pub trace_parent: Option<TraceParent>,
+}
+
+/// A span of the service's own distributed tracing, in W3C trace-context form: the
+/// OpenTelemetry context a call started in (feature `otel`).
+///
+/// Only sinks that speak W3C trace context read it: the OpenTelemetry sink makes the call a
+/// child of that span. A call that adopted the span's trace also carries its trace id, as 32
+/// lower-case hex digits, in [`Envelope::trace_id`], so every view names the same trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TraceParent {
+    /// The W3C trace id.
+    pub trace_id: [u8; 16],
+    /// The W3C span id of the parent span.
+    pub span_id: [u8; 8],
+    /// Whether the parent was sampled.
+    pub sampled: bool,
+}
+
+impl TraceParent {
+    /// A parent span from its W3C ids.
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8], sampled: bool) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            sampled,
+        }
+    }
+
+    /// The trace id as 32 lower-case hex digits, as W3C `traceparent` writes it.
+    pub fn trace_id_hex(&self) -> String {
+        self.trace_id
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
 }
 
 impl Envelope {
@@ -227,6 +272,7 @@ impl Envelope {
             timestamp,
             distinct_id: None,
             trace_id: None,
+            trace_id_named: false,
             session_id: None,
             span_id: None,
             parent_id: None,
@@ -235,6 +281,7 @@ impl Envelope {
             groups: Map::new(),
             flags: None,
             prompt: None,
+            trace_parent: None,
         }
     }
 }
@@ -347,6 +394,9 @@ pub struct Generation {
     pub envelope: Envelope,
     /// The model: the response's, else the request's.
     pub model: String,
+    /// The model the request named ([`Generation::model`] is the one that answered, when the
+    /// provider said).
+    pub request_model: String,
     /// The provider (`openai`, `anthropic`, ...).
     pub provider: String,
     /// Where the call went; empty for in-process models.
@@ -395,9 +445,11 @@ impl Generation {
     /// [`Recorder::start`](crate::record::Recorder::start), which fills the ids from the span
     /// scope and applies privacy, redaction and prices.
     pub fn new(model: impl Into<String>, provider: impl Into<String>) -> Self {
+        let model = model.into();
         Self {
             envelope: Envelope::new(),
-            model: model.into(),
+            request_model: model.clone(),
+            model,
             provider: provider.into(),
             base_url: String::new(),
             cache_tokens_in_input: true,
@@ -455,6 +507,8 @@ pub struct Embedding {
     pub envelope: Envelope,
     /// The model: the response's, else the request's.
     pub model: String,
+    /// The model the request named.
+    pub request_model: String,
     /// The provider.
     pub provider: String,
     /// Where the call went.
@@ -513,6 +567,7 @@ impl Feedback {
     pub fn new(trace_id: impl Into<String>) -> Self {
         let mut envelope = Envelope::new();
         envelope.trace_id = Some(trace_id.into());
+        envelope.trace_id_named = true;
         Self {
             envelope,
             text: None,
@@ -573,6 +628,7 @@ impl Metric {
     ) -> Self {
         let mut envelope = Envelope::new();
         envelope.trace_id = Some(trace_id.into());
+        envelope.trace_id_named = true;
         Self {
             envelope,
             name: name.into(),

@@ -203,9 +203,15 @@ mod tests {
     #[test]
     fn hosts_are_checked_and_keep_their_path() {
         assert_eq!(
-            host_from(Some("https://ph.example.com/ingest/"), "https://x").unwrap(),
-            "https://ph.example.com/ingest"
+            host_from(Some("http://ph.example.com/ingest/"), "https://x").unwrap(),
+            "http://ph.example.com/ingest"
         );
+        let https = host_from(Some("https://ph.example.com"), "https://x");
+        // An https host needs a TLS feature; without one the error says which to enable.
+        match cfg!(any(feature = "rustls", feature = "native-tls")) {
+            true => assert_eq!(https.unwrap(), "https://ph.example.com"),
+            false => assert!(https.unwrap_err().to_string().contains("rustls")),
+        }
         for bad in [
             "ftp://x",
             "not a url",

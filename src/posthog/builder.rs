@@ -1,6 +1,7 @@
 //! Configuration of the PostHog sink: defaults, environment and validation.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,20 +22,40 @@ pub const DEFAULT_BATCH_SIZE: usize = 100;
 /// How long a partial batch may wait before it is sent, as PostHog's Python SDK and
 /// OpenTelemetry do.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
-/// Events waiting for delivery before new ones are dropped (and counted).
-pub const DEFAULT_MAX_QUEUE_LEN: usize = 10_000;
-/// Uncompressed bytes per request; keeps gzip bodies far below the server's 2 MiB (old) and
-/// 20 MiB (current) caps.
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
-/// Per-event size budget, counting quotes and backslashes twice: PostHog re-escapes the event
-/// into a Kafka record capped at 1,000,000 bytes, so this leaves a margin.
+/// Raw events waiting to be encoded before `capture` drops (and counts) new ones. Encoded
+/// batches waiting for the server are bounded apart, by [`DEFAULT_MAX_BUFFER_BYTES`].
+pub const DEFAULT_MAX_QUEUE_LEN: usize = 100_000;
+/// Estimated bytes of raw events waiting to be encoded (an event of about 1 KB of JSON holds
+/// about 1.8 KB in memory before it is encoded).
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes per request body as sent (compressed when gzip is on): fits a 2 MiB route with room
+/// for headers.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 1_900_000;
+/// Per-event size budget on `/batch/`, counting quotes and backslashes twice: PostHog
+/// re-escapes the event into a Kafka record capped at 1,000,000 bytes, so this leaves a margin.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 900_000;
+/// Per-event size budget on the AI route (`/i/v0/ai/batch/`), which takes larger events;
+/// an event it still refuses as too large is shrunk to [`DEFAULT_MAX_EVENT_BYTES`] and sent to
+/// `/batch/`.
+pub const DEFAULT_MAX_AI_EVENT_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes per request body on the AI route, as sent.
+pub const DEFAULT_MAX_AI_BATCH_BYTES: usize = 5 * 1024 * 1024;
+/// Compressed batches held while PostHog is unavailable, about 400,000 events of 1 KB.
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// How long a batch may wait for PostHog before it is dropped (and counted).
+pub const DEFAULT_MAX_BUFFER_AGE: Duration = Duration::from_secs(3600);
+/// Bytes the spool may hold on disk, when one is configured.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Requests in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 /// How long one capture request may take, connection included.
 pub const DEFAULT_CAPTURE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable holding the project API key.
 pub const ENV_API_KEY: &str = "POSTHOG_API_KEY";
 /// Environment variable holding the host.
 pub const ENV_HOST: &str = "POSTHOG_HOST";
+/// Environment variable holding the trace sample rate, as PostHog's SDKs read it.
+pub const ENV_SAMPLE_RATE: &str = "POSTHOG_AI_TRACE_SAMPLE_RATE";
 
 /// The smallest per-event budget accepted: room for ids, counts and truncation markers.
 const MIN_EVENT_BYTES: usize = 16 * 1024;
@@ -43,34 +64,33 @@ const MIN_EVENT_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Endpoint {
-    /// `/batch/`, the route every PostHog SDK uses by default.
+    /// `$ai_*` events to PostHog's AI route (`/i/v0/ai/batch/`, larger per-event limit), every
+    /// other event to `/batch/`. When the server answers 404 or 405 on the AI route, the sink
+    /// uses `/batch/` for the rest of its life and re-sends the refused batch there, each
+    /// event within `/batch/`'s budget.
     #[default]
+    Auto,
+    /// `/batch/`, the route every PostHog SDK uses by default.
     Batch,
-    /// `/i/v0/ai/batch/`, PostHog's AI lane: same body, larger per-event limit, newer servers
-    /// only.
+    /// `/i/v0/ai/batch/` for every event, with no fallback: newer servers only.
     AiBatch,
 }
 
 impl Endpoint {
-    /// The path appended to the host.
+    /// The path appended to the host: `/batch/`, or `/i/v0/ai/batch/` for
+    /// [`Endpoint::AiBatch`] (and for `$ai_*` events with [`Endpoint::Auto`]).
     pub fn path(self) -> &'static str {
         match self {
-            Endpoint::Batch => "/batch/",
-            Endpoint::AiBatch => "/i/v0/ai/batch/",
+            Endpoint::Batch | Endpoint::Auto => BATCH_PATH,
+            Endpoint::AiBatch => AI_BATCH_PATH,
         }
     }
 }
 
-/// What `capture` does when the queue is full. Either way the drop is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum QueueFullPolicy {
-    /// Keep what is queued and drop the new event (cheapest; PostHog's Python SDK does this).
-    #[default]
-    DropNewest,
-    /// Drop the oldest queued event to make room (keeps the most recent calls).
-    DropOldest,
-}
+const BATCH_PATH: &str = "/batch/";
+const AI_BATCH_PATH: &str = "/i/v0/ai/batch/";
+
+pub use crate::sink::batch::QueueFullPolicy;
 
 pub(crate) type ErrorCallback = Arc<dyn Fn(&DeliveryError) + Send + Sync>;
 
@@ -101,8 +121,14 @@ pub struct PosthogSinkBuilder {
     pub(crate) batch_size: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) max_queue_len: usize,
+    pub(crate) max_queue_bytes: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) max_event_bytes: usize,
+    pub(crate) max_buffer_bytes: usize,
+    pub(crate) max_buffer_age: Duration,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) sample_rate: Option<f64>,
     pub(crate) request_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) gzip: bool,
@@ -119,8 +145,14 @@ impl Default for PosthogSinkBuilder {
             batch_size: DEFAULT_BATCH_SIZE,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             max_queue_len: DEFAULT_MAX_QUEUE_LEN,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+            max_buffer_age: DEFAULT_MAX_BUFFER_AGE,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            sample_rate: None,
             request_timeout: DEFAULT_CAPTURE_TIMEOUT,
             retry: RetryPolicy::default(),
             gzip: true,
@@ -149,7 +181,7 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// The route batches are posted to; [`Endpoint::Batch`] by default.
+    /// The route batches are posted to; [`Endpoint::Auto`] by default.
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
         self.endpoint = endpoint;
         self
@@ -167,23 +199,75 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// Events held for delivery before the [`QueueFullPolicy`] applies (default
+    /// Raw events waiting to be encoded before the [`QueueFullPolicy`] applies (default
     /// [`DEFAULT_MAX_QUEUE_LEN`]).
     pub fn max_queue_len(mut self, events: usize) -> Self {
         self.max_queue_len = events;
         self
     }
 
-    /// Uncompressed bytes per request (default [`DEFAULT_MAX_BATCH_BYTES`]).
+    /// Estimated bytes of raw events waiting to be encoded before the [`QueueFullPolicy`]
+    /// applies (default [`DEFAULT_MAX_QUEUE_BYTES`]).
+    pub fn max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = bytes;
+        self
+    }
+
+    /// Bytes per request body as sent, compressed when gzip is on (default
+    /// [`DEFAULT_MAX_BATCH_BYTES`] on `/batch/`, [`DEFAULT_MAX_AI_BATCH_BYTES`] on the AI
+    /// route; a value set here holds on both).
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes;
         self
     }
 
     /// Per-event budget, quotes and backslashes counted twice (default
-    /// [`DEFAULT_MAX_EVENT_BYTES`]). Larger events are shrunk to fit, never dropped.
+    /// [`DEFAULT_MAX_EVENT_BYTES`] on `/batch/`, [`DEFAULT_MAX_AI_EVENT_BYTES`] on the AI
+    /// route; a value set here holds on both). Larger events are shrunk to fit; one that cannot be is
+    /// dropped and counted (`dropped_oversize`), never sent to fail its batch.
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
         self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Bytes of compressed batches held while PostHog is unavailable (default
+    /// [`DEFAULT_MAX_BUFFER_BYTES`]); when it is full, the oldest go to the spool, or are
+    /// dropped and counted.
+    pub fn max_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffer_bytes = bytes;
+        self
+    }
+
+    /// How long a batch may wait for PostHog (default [`DEFAULT_MAX_BUFFER_AGE`]).
+    pub fn max_buffer_age(mut self, age: Duration) -> Self {
+        self.max_buffer_age = age;
+        self
+    }
+
+    /// A directory for the durable spool (off by default). Batches that overflow the outage
+    /// buffer, or that shutdown could not deliver by its deadline, are written there, and the
+    /// next sink started with the same directory sends them first. One process owns a spool at
+    /// a time: `build()` fails while another holds it.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Bytes the spool may hold (default [`DEFAULT_SPOOL_MAX_BYTES`]); the oldest files make
+    /// room for new ones, counted as dropped.
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = bytes;
+        self
+    }
+
+    /// Keeps this fraction of traces, in `[0, 1]` (default: all; [`ENV_SAMPLE_RATE`] when not
+    /// set here). A trace is kept when the 32-bit FNV-1a hash of its `$ai_trace_id`, divided by
+    /// 2^32, is below the rate, the algorithm PostHog proposed for its SDKs, so a whole trace
+    /// is kept or left out, in every SDK alike. Kept events carry `$ai_trace_sample_rate`;
+    /// events without a trace id are always kept; left-out events are counted
+    /// ([`SinkStats::sampled_out`](super::SinkStats::sampled_out)).
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.sample_rate = Some(rate);
         self
     }
 
@@ -193,7 +277,8 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// Which failures are retried, how often and how long apart.
+    /// How long batches wait, and how often the endpoint is probed, while PostHog is
+    /// unavailable.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -211,8 +296,8 @@ impl PosthogSinkBuilder {
         self
     }
 
-    /// Called on the sink's thread for each batch finally lost (rejected, too large, or out of
-    /// retries). It gets counts and statuses, never the key or event content. Keep it quick and
+    /// Called on the sink's thread for each batch finally lost (rejected, too large, refused
+    /// key, buffer full, too old, or undelivered at shutdown). It gets counts and statuses, never the key or event content. Keep it quick and
     /// never block in it: the same thread keeps the flush and shutdown deadlines.
     pub fn on_error(mut self, callback: impl Fn(&DeliveryError) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(callback));
@@ -223,7 +308,8 @@ impl PosthogSinkBuilder {
     ///
     /// # Errors
     /// [`Error::is_builder`] for the first invalid value: no key, a personal (`phx_`) key, a
-    /// host that is not an `http(s)` URL, a zero size, count or duration.
+    /// host that is not an `http(s)` URL, a zero size, count or duration, a sample rate outside
+    /// `[0, 1]`, or a spool directory that cannot be used or that another process holds.
     pub fn build(self) -> Result<PosthogSink> {
         let config = self.validate()?;
         PosthogSink::start(config)
@@ -265,7 +351,8 @@ impl PosthogSinkBuilder {
             .or(env_host.as_deref())
             .unwrap_or(DEFAULT_HOST)
             .trim();
-        let url = endpoint_url(host, self.endpoint)?;
+        let batch_url = endpoint_url(host, BATCH_PATH)?;
+        let ai_url = endpoint_url(host, AI_BATCH_PATH)?;
         if self.batch_size == 0 {
             return Err(Error::builder("posthog: batch size must be at least 1"));
         }
@@ -290,16 +377,53 @@ impl PosthogSinkBuilder {
         if self.request_timeout.is_zero() {
             return Err(Error::builder("posthog: request timeout must not be zero"));
         }
+        if self.max_queue_bytes == 0 || self.max_buffer_bytes == 0 || self.spool_max_bytes == 0 {
+            return Err(Error::builder(
+                "posthog: queue, buffer and spool sizes must not be zero",
+            ));
+        }
+        if self.max_buffer_age.is_zero() {
+            return Err(Error::builder(
+                "posthog: maximum buffer age must not be zero",
+            ));
+        }
+        let retry = self.retry;
+        if retry.initial_backoff.is_zero()
+            || retry.max_backoff.is_zero()
+            || retry.hang_after.is_zero()
+        {
+            return Err(Error::builder(
+                "posthog: backoff and hang durations must not be zero",
+            ));
+        }
+        let sample_rate = match self.sample_rate {
+            Some(rate) if (0.0..=1.0).contains(&rate) => Some(rate),
+            Some(rate) => {
+                return Err(Error::builder(format!(
+                    "posthog: sample rate {rate} is not between 0 and 1"
+                )))
+            }
+            None => sample_rate_from_env(),
+        }
+        // A rate of 1 samples nothing out, and marks nothing.
+        .filter(|rate| *rate < 1.0);
         Ok(Config {
             api_key,
             host: url::display(host),
-            url,
+            batch_url,
+            ai_url,
             endpoint: self.endpoint,
             batch_size: self.batch_size,
             flush_interval: self.flush_interval,
             max_queue_len: self.max_queue_len,
+            max_queue_bytes: self.max_queue_bytes,
             max_batch_bytes: self.max_batch_bytes,
             max_event_bytes: self.max_event_bytes,
+            max_buffer_bytes: self.max_buffer_bytes,
+            max_buffer_age: self.max_buffer_age,
+            spool_dir: self.spool_dir,
+            spool_max_bytes: self.spool_max_bytes,
+            sample_rate,
             request_timeout: self.request_timeout,
             retry: self.retry,
             gzip: self.gzip,
@@ -321,8 +445,13 @@ impl fmt::Debug for PosthogSinkBuilder {
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("max_queue_len", &self.max_queue_len)
+            .field("max_queue_bytes", &self.max_queue_bytes)
             .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_buffer_bytes", &self.max_buffer_bytes)
+            .field("max_buffer_age", &self.max_buffer_age)
+            .field("spool_dir", &self.spool_dir)
+            .field("sample_rate", &self.sample_rate)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("gzip", &self.gzip)
@@ -338,13 +467,20 @@ pub(crate) struct Config {
     pub(crate) api_key: Secret,
     /// As safe to show: without user info or query values.
     pub(crate) host: String,
-    pub(crate) url: reqwest::Url,
+    pub(crate) batch_url: reqwest::Url,
+    pub(crate) ai_url: reqwest::Url,
     pub(crate) endpoint: Endpoint,
     pub(crate) batch_size: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) max_queue_len: usize,
+    pub(crate) max_queue_bytes: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) max_event_bytes: usize,
+    pub(crate) max_buffer_bytes: usize,
+    pub(crate) max_buffer_age: Duration,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) sample_rate: Option<f64>,
     pub(crate) request_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) gzip: bool,
@@ -361,8 +497,13 @@ impl fmt::Debug for Config {
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("max_queue_len", &self.max_queue_len)
+            .field("max_queue_bytes", &self.max_queue_bytes)
             .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_buffer_bytes", &self.max_buffer_bytes)
+            .field("max_buffer_age", &self.max_buffer_age)
+            .field("spool_dir", &self.spool_dir)
+            .field("sample_rate", &self.sample_rate)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("gzip", &self.gzip)
@@ -371,9 +512,26 @@ impl fmt::Debug for Config {
     }
 }
 
+/// [`ENV_SAMPLE_RATE`], when it holds a rate in `[0, 1]`; any other value is ignored with a
+/// warning, as PostHog's SDKs do.
+fn sample_rate_from_env() -> Option<f64> {
+    let text = std::env::var(ENV_SAMPLE_RATE).ok()?;
+    match text.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Some(rate),
+        _ => {
+            tracing::warn!(
+                target: "traced_llm::posthog",
+                value = %text,
+                "{ENV_SAMPLE_RATE} is not a rate between 0 and 1; sampling is off"
+            );
+            None
+        }
+    }
+}
+
 /// `host` joined with the endpoint's path, keeping any path prefix of a self-hosted install.
-fn endpoint_url(host: &str, endpoint: Endpoint) -> Result<reqwest::Url> {
-    BaseUrl::parse(host, "posthog: host")?.join(endpoint.path(), &[])
+fn endpoint_url(host: &str, path: &str) -> Result<reqwest::Url> {
+    BaseUrl::parse(host, "posthog: host")?.join(path, &[])
 }
 
 #[cfg(test)]
@@ -386,9 +544,9 @@ mod tests {
 
     #[test]
     fn url_keeps_path_prefix_and_picks_endpoint() {
-        let url = endpoint_url("https://ph.example.com/ingest/", Endpoint::AiBatch).unwrap();
+        let url = endpoint_url("https://ph.example.com/ingest/", Endpoint::AiBatch.path()).unwrap();
         assert_eq!(url.as_str(), "https://ph.example.com/ingest/i/v0/ai/batch/");
-        let url = endpoint_url(DEFAULT_HOST, Endpoint::Batch).unwrap();
+        let url = endpoint_url(DEFAULT_HOST, Endpoint::Batch.path()).unwrap();
         assert_eq!(url.as_str(), "https://us.i.posthog.com/batch/");
     }
 
@@ -404,6 +562,8 @@ mod tests {
         assert!(error_of(keyed().request_timeout(Duration::ZERO)).contains("request timeout"));
         assert!(error_of(PosthogSinkBuilder::new().api_key("phx_personal")).contains("phx_"));
         assert!(error_of(PosthogSinkBuilder::new().api_key("  ")).contains("empty"));
+        assert!(error_of(keyed().sample_rate(1.5)).contains("sample rate"));
+        assert!(error_of(keyed().sample_rate(f64::NAN)).contains("sample rate"));
         assert!(keyed().validate().is_ok());
     }
 
@@ -429,7 +589,8 @@ mod tests {
         assert!(shown.contains("https://ph.example.com/ingest"), "{shown}");
         let config = builder.validate().unwrap();
         // Requests still carry the credentials; what is shown does not.
-        assert_eq!(config.url.password(), Some("host-password"));
+        assert_eq!(config.batch_url.password(), Some("host-password"));
+        assert_eq!(config.ai_url.password(), Some("host-password"));
         let shown = format!("{config:?}");
         assert!(!shown.contains("host-password"), "{shown}");
 

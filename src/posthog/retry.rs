@@ -1,67 +1,61 @@
-//! Which answers are retried, and how long to wait before the next try.
+//! How long a batch waits while PostHog is unavailable.
 
 use std::time::{Duration, SystemTime};
 
-/// Retries after network errors, 408, 429 and 5xx: exponential backoff with full jitter, and
-/// at least the server's `Retry-After` (capped).
+/// The backoff schedule while PostHog is unavailable (refused, reset, 5xx, 408, 429, a request
+/// hanging): no batch is given up after a number of tries; batches wait, compressed, in the
+/// outage buffer, and one probe is sent at a time on this schedule. Its wait doubles after each
+/// failed probe, from [`initial_backoff`](Self::initial_backoff) up to
+/// [`max_backoff`](Self::max_backoff), drawn in the upper half (jitter), and is at least the
+/// server's `Retry-After` (capped). A request without an answer for
+/// [`hang_after`](Self::hang_after) counts as a failure for this schedule (it is left running).
 ///
 /// ```
 /// use std::time::Duration;
 /// use traced_llm::posthog::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
-///     .max_retries(5)
-///     .initial_backoff(Duration::from_millis(200));
-/// assert_eq!(policy.get_max_retries(), 5);
+///     .initial_backoff(Duration::from_millis(200))
+///     .max_backoff(Duration::from_secs(2));
+/// assert_eq!(policy.get_max_backoff(), Duration::from_secs(2));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    max_retries: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
-    max_retry_after: Duration,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) hang_after: Duration,
 }
 
 impl RetryPolicy {
-    /// Retries after the first try (default 3, as PostHog's SDKs).
-    pub const DEFAULT_MAX_RETRIES: u32 = 3;
-    /// Upper bound of the first backoff (default 1 s, as posthog-python); it doubles per retry.
+    /// The first wait (default 1 s, as posthog-python); it doubles per failed probe.
     pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-    /// Upper bound of any backoff (default 30 s).
-    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+    /// The longest wait (default 5 s): how late, at most, a recovered endpoint is noticed.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
     /// Longest `Retry-After` honoured (default 30 s); a longer one is cut to this.
     pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+    /// How long a request may go unanswered before the endpoint is probed beside it
+    /// (default 2 s).
+    pub const DEFAULT_HANG_AFTER: Duration = Duration::from_secs(2);
 
     /// The defaults above.
     pub const fn new() -> Self {
         Self {
-            max_retries: Self::DEFAULT_MAX_RETRIES,
             initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
             max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+            hang_after: Self::DEFAULT_HANG_AFTER,
         }
     }
 
-    /// Never retry.
-    pub const fn none() -> Self {
-        Self::new().max_retries(0)
-    }
-
-    /// Sets how many times a failed request is tried again.
-    #[must_use]
-    pub const fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
-
-    /// Sets the upper bound of the first backoff.
+    /// Sets the first wait.
     #[must_use]
     pub const fn initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
 
-    /// Sets the upper bound of any backoff.
+    /// Sets the longest wait.
     #[must_use]
     pub const fn max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
@@ -75,58 +69,27 @@ impl RetryPolicy {
         self
     }
 
-    /// How many times a failed request is tried again.
-    pub fn get_max_retries(&self) -> u32 {
-        self.max_retries
+    /// Sets how long a request may go unanswered before the endpoint is probed beside it.
+    #[must_use]
+    pub const fn hang_after(mut self, after: Duration) -> Self {
+        self.hang_after = after;
+        self
     }
 
-    /// The wait before retry number `retry` (1-based): a uniform draw in
-    /// `[0, min(max_backoff, initial_backoff · 2^(retry-1))]`, raised to `Retry-After` (capped).
-    pub(crate) fn backoff(
-        &self,
-        retry: u32,
-        retry_after: Option<Duration>,
-        jitter: &mut Jitter,
-    ) -> Duration {
-        let exp = retry.saturating_sub(1).min(31);
-        let ceiling = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        let drawn = ceiling.mul_f64(jitter.unit());
-        match retry_after {
-            Some(after) => drawn.max(after.min(self.max_retry_after)),
-            None => drawn,
-        }
+    /// The first wait.
+    pub fn get_initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The longest wait.
+    pub fn get_max_backoff(&self) -> Duration {
+        self.max_backoff
     }
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// What to do with a batch after the server answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Delivered.
-    Delivered,
-    /// Try again later.
-    Retry,
-    /// Too large: split it.
-    Split,
-    /// Rejected for good.
-    Reject,
-}
-
-/// Sorts an HTTP status into a [`Verdict`].
-pub(crate) fn classify(status: u16) -> Verdict {
-    match status {
-        200..=299 => Verdict::Delivered,
-        408 | 429 | 500..=599 => Verdict::Retry,
-        413 => Verdict::Split,
-        _ => Verdict::Reject,
     }
 }
 
@@ -143,43 +106,9 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// A small xorshift generator for jitter, seeded from a random UUID; no `rand` needed.
-#[derive(Debug)]
-pub(crate) struct Jitter(u64);
-
-impl Jitter {
-    pub(crate) fn new() -> Self {
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-        Self(seed)
-    }
-
-    /// A draw in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_are_classified() {
-        assert_eq!(classify(200), Verdict::Delivered);
-        assert_eq!(classify(204), Verdict::Delivered);
-        for status in [408, 429, 500, 502, 503, 504] {
-            assert_eq!(classify(status), Verdict::Retry, "{status}");
-        }
-        assert_eq!(classify(413), Verdict::Split);
-        for status in [400, 401, 403, 404, 301] {
-            assert_eq!(classify(status), Verdict::Reject, "{status}");
-        }
-    }
 
     #[test]
     fn retry_after_seconds_and_http_date() {
@@ -194,24 +123,5 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
-    }
-
-    #[test]
-    fn backoff_grows_within_bounds_and_honours_capped_retry_after() {
-        let policy = RetryPolicy::new()
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_millis(1000))
-            .max_retry_after(Duration::from_secs(5));
-        let mut jitter = Jitter::new();
-        for retry in 1..10 {
-            let ceiling = Duration::from_millis((100u64 << (retry - 1)).min(1000));
-            for _ in 0..100 {
-                assert!(policy.backoff(retry, None, &mut jitter) <= ceiling);
-            }
-        }
-        let after = Some(Duration::from_secs(2));
-        assert!(policy.backoff(1, after, &mut jitter) >= Duration::from_secs(2));
-        let long = Some(Duration::from_secs(3600));
-        assert_eq!(policy.backoff(1, long, &mut jitter), Duration::from_secs(5));
     }
 }

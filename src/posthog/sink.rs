@@ -1,40 +1,51 @@
-//! [`PosthogSink`]: the handle callers capture into, and the queue it shares with the worker.
+//! [`PosthogSink`]: a [`BatchProcessor`] over the [`PosthogExporter`], with trace sampling in
+//! front of it.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::builder::{Config, PosthogSinkBuilder, QueueFullPolicy};
-use super::stats::{add, Counters, SinkStats};
-use super::worker::{self, Control};
+use super::builder::{
+    Config, PosthogSinkBuilder, DEFAULT_MAX_AI_BATCH_BYTES, DEFAULT_MAX_AI_EVENT_BYTES,
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_IN_FLIGHT,
+};
+use super::encode::{Encoder, Encoding, Limits};
+use super::exporter::{self, PosthogExporter};
+use super::sample;
+use super::stats::{FlushError, FlushReport, SinkStats};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::sink::batch::control::Outcome;
+use crate::sink::batch::processor::{Closed, StartError};
+use crate::sink::batch::stats::add;
+use crate::sink::batch::{BatchConfig, BatchProcessor, Counters, SpoolConfig};
 use crate::sink::{Sink, SinkError};
 
-/// Sends events to PostHog's LLM analytics in gzipped batches, from a background thread.
+/// Sends events to PostHog's LLM analytics in gzipped batches, from a background thread, and
+/// holds them through PostHog's outages.
 ///
 /// A cheap `Clone` handle: clones share one queue and one worker. Batches leave when
 /// [`batch_size`](PosthogSinkBuilder::batch_size) events are waiting, every
-/// [`flush_interval`](PosthogSinkBuilder::flush_interval), and on [`Sink::flush`]. Call
-/// [`Sink::shutdown`] before the process exits; dropping the last handle also starts a final,
-/// bounded flush, but nothing waits for it.
+/// [`flush_interval`](PosthogSinkBuilder::flush_interval), and on [`flush`](Self::flush). While
+/// PostHog is unavailable, compressed batches wait in a buffer bounded in bytes and age and
+/// are sent in order once it answers again; with a [`spool_dir`](PosthogSinkBuilder::spool_dir)
+/// they also survive a restart. Call [`shutdown`](Self::shutdown) before the process exits;
+/// dropping the last handle also starts a final, bounded flush, but nothing waits for it.
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use traced_llm::posthog::PosthogSink;
-/// use traced_llm::sink::Sink;
 ///
 /// # async fn run() -> traced_llm::Result<()> {
 /// // POSTHOG_API_KEY and, optionally, POSTHOG_HOST.
 /// let sink = PosthogSink::from_env()?;
 /// // ... TracedModel::new(model, sink.clone()) ...
-/// sink.shutdown(Duration::from_secs(5)).await.ok();
-/// println!("{:?}", sink.stats());
+/// match sink.shutdown(Duration::from_secs(5)).await {
+///     Ok(report) => println!("delivered {}", report.delivered),
+///     Err(err) => eprintln!("{err}"),
+/// }
 /// # Ok(())
 /// # }
 /// ```
@@ -44,49 +55,12 @@ pub struct PosthogSink {
 }
 
 struct Handle {
-    queue: Arc<EventQueue>,
-    control: mpsc::UnboundedSender<Control>,
-    shut_down: AtomicBool,
+    processor: BatchProcessor<PosthogExporter>,
+    exporter: Arc<PosthogExporter>,
+    counters: Arc<Counters>,
     config: Config,
-}
-
-/// The queue the handles push into and the worker drains, with its counters and wake-up.
-pub(crate) struct EventQueue {
-    events: Mutex<VecDeque<Event>>,
-    pub(crate) notify: Notify,
-    pub(crate) counters: Counters,
-    pub(crate) closed: AtomicBool,
-    pub(crate) max_queue_len: usize,
-    /// The queue length at which a capture wakes the worker; the worker sets it.
-    pub(crate) wake_at: AtomicUsize,
-    pub(crate) policy: QueueFullPolicy,
-}
-
-impl EventQueue {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<Event>> {
-        self.events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Queue slots allocated and touched up front (here and in the worker's spare buffer), so
-/// pushes rarely grow the queue under its lock and do not page-fault in its usual range. The
-/// price is memory resident from the start: two buffers of this many `Event` slots (about
-/// 6 MB each), or of `max_queue_len` slots when that is smaller. Measured in W3: 8k slots keep
-/// capture() p99 under a microsecond with less peak memory than 16k (whose larger buffers cost
-/// more than the rarer growth they avoid); 4k is outgrown between drains.
-pub(crate) const RESERVED_QUEUE: usize = 8 * 1024;
-
-/// An empty queue of `capacity` slots whose memory has already been written, so the first
-/// capture into each page does not pay for the page fault (about a microsecond) under the lock.
-pub(crate) fn prefaulted_queue(capacity: usize) -> VecDeque<Event> {
-    let mut slots: Vec<Event> = Vec::with_capacity(capacity);
-    for slot in slots.spare_capacity_mut() {
-        *slot = std::mem::MaybeUninit::zeroed();
-    }
-    // O(1): the deque takes over the vector's buffer and capacity.
-    VecDeque::from(slots)
+    /// The counters at the last flush, for the next report.
+    last_flush: Mutex<SinkStats>,
 }
 
 impl PosthogSink {
@@ -95,7 +69,8 @@ impl PosthogSink {
         PosthogSinkBuilder::new()
     }
 
-    /// A sink configured from `POSTHOG_API_KEY` and `POSTHOG_HOST`, with every other default.
+    /// A sink configured from `POSTHOG_API_KEY` and `POSTHOG_HOST` (and
+    /// `POSTHOG_AI_TRACE_SAMPLE_RATE`), with every other default.
     ///
     /// # Errors
     /// [`Error::is_builder`] when the key is missing or invalid, or the host is not a URL.
@@ -104,157 +79,208 @@ impl PosthogSink {
     }
 
     pub(crate) fn start(config: Config) -> Result<Self> {
-        let client = worker::client(&config)?;
-        let queue = Arc::new(EventQueue {
-            events: Mutex::new(prefaulted_queue(config.max_queue_len.min(RESERVED_QUEUE))),
-            notify: Notify::new(),
-            counters: Counters::default(),
-            closed: AtomicBool::new(false),
+        let client = exporter::client(&config)?;
+        let encoder = Encoder {
+            encoding: Encoding {
+                gzip: config.gzip,
+                batch_size: config.batch_size,
+                batch: Limits {
+                    event_bytes: config.max_event_bytes,
+                    batch_bytes: config.max_batch_bytes,
+                },
+                // Set in code, a limit holds on both routes; by default the AI route has its
+                // own, larger ones.
+                ai: Limits {
+                    event_bytes: if config.max_event_bytes == DEFAULT_MAX_EVENT_BYTES {
+                        DEFAULT_MAX_AI_EVENT_BYTES
+                    } else {
+                        config.max_event_bytes
+                    },
+                    batch_bytes: if config.max_batch_bytes == DEFAULT_MAX_BATCH_BYTES {
+                        DEFAULT_MAX_AI_BATCH_BYTES
+                    } else {
+                        config.max_batch_bytes
+                    },
+                },
+                sample_rate: config.sample_rate,
+            },
+        };
+        let exporter = Arc::new(PosthogExporter::new(&config, client, encoder));
+        let counters = Arc::new(Counters::default());
+        let batch = BatchConfig {
+            batch_size: config.batch_size,
+            flush_interval: config.flush_interval,
             max_queue_len: config.max_queue_len,
-            wake_at: AtomicUsize::new(worker::wake_at(&config)),
-            policy: config.queue_full_policy,
-        });
-        let (control, receiver) = mpsc::unbounded_channel();
-        worker::spawn(config.clone(), client, Arc::clone(&queue), receiver).map_err(|err| {
-            Error::other("cannot start the delivery thread")
-                .with_source(err)
-                .with_provider("posthog")
-        })?;
+            max_queue_bytes: config.max_queue_bytes,
+            queue_full_policy: config.queue_full_policy,
+            max_buffer_bytes: config.max_buffer_bytes,
+            max_age: config.max_buffer_age,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            initial_backoff: config.retry.initial_backoff,
+            max_backoff: config.retry.max_backoff,
+            max_retry_after: config.retry.max_retry_after,
+            stall_after: config.retry.hang_after,
+            spool: config.spool_dir.as_ref().map(|dir| SpoolConfig {
+                dir: dir.clone(),
+                max_bytes: config.spool_max_bytes,
+            }),
+            thread_name: "traced-llm-posthog",
+            log_target: "posthog",
+        };
+        let processor = BatchProcessor::start(batch, Arc::clone(&exporter), Arc::clone(&counters))
+            .map_err(|err| match err {
+                StartError::SpoolLocked => Error::builder(format!(
+                    "posthog: the spool directory {} is in use by another process (its lock file is held)",
+                    config.spool_dir.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+                )),
+                StartError::Spool(err) => Error::builder(format!(
+                    "posthog: cannot use the spool directory {}: {err}",
+                    config.spool_dir.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+                )),
+                StartError::Thread(err) => Error::other("cannot start the delivery thread")
+                    .with_source(err)
+                    .with_provider("posthog"),
+            })?;
         Ok(Self {
             handle: Arc::new(Handle {
-                queue,
-                control,
-                shut_down: AtomicBool::new(false),
+                processor,
+                exporter,
+                counters,
                 config,
+                last_flush: Mutex::new(SinkStats::default()),
             }),
         })
     }
 
-    /// Waits until every event captured before the call was acknowledged or finally failed;
-    /// the same as [`Sink::flush`], without importing the trait.
+    /// Waits until every event captured before the call was delivered, finally dropped, or
+    /// written to the spool, and says what happened since the previous flush.
+    ///
+    /// The [`Sink::flush`] of this sink returns the same result without the report, with
+    /// [`FlushError`] turned into a [`SinkError`] (a refused key becomes
+    /// [`SinkError::Internal`] naming the cause).
     ///
     /// # Errors
-    /// [`SinkError::Timeout`] at the deadline (the rest stays queued);
-    /// [`SinkError::AlreadyShutdown`] after shutdown.
-    pub async fn flush(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
-        Sink::flush(self, timeout).await
+    /// [`FlushError::Unauthorized`] when the server refused the API key for events since the
+    /// previous flush; [`FlushError::Timeout`] at the deadline (the rest stays queued);
+    /// [`FlushError::AlreadyShutdown`] after shutdown.
+    pub async fn flush(&self, timeout: Duration) -> std::result::Result<FlushReport, FlushError> {
+        let outcome = self.handle.processor.flush(timeout).await;
+        self.report(outcome)
     }
 
-    /// Flushes, then stops the worker; the same as [`Sink::shutdown`], without importing the
-    /// trait.
+    /// Flushes, then stops the worker, and says what happened since the previous flush; what
+    /// is undelivered at the deadline is spooled (with a spool) or dropped and counted, and
+    /// later captures are counted as dropped. With a spool, delivery stops a quarter of the
+    /// timeout (at most 1 s) before the deadline, so that what is left is on disk when this
+    /// returns.
     ///
     /// # Errors
-    /// [`SinkError::Timeout`] when the deadline cut delivery short;
-    /// [`SinkError::AlreadyShutdown`] on a second call.
-    pub async fn shutdown(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
-        Sink::shutdown(self, timeout).await
+    /// As [`flush`](Self::flush); [`FlushError::AlreadyShutdown`] on a second call.
+    pub async fn shutdown(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<FlushReport, FlushError> {
+        let outcome = self.handle.processor.shutdown(timeout).await;
+        self.report(outcome)
+    }
+
+    fn report(
+        &self,
+        outcome: std::result::Result<Outcome, Closed>,
+    ) -> std::result::Result<FlushReport, FlushError> {
+        let outcome = outcome.map_err(|Closed| FlushError::AlreadyShutdown)?;
+        let now = self.stats();
+        let report = {
+            let mut last = self
+                .handle
+                .last_flush
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let report = FlushReport::between(&last, &now);
+            *last = now;
+            report
+        };
+        if report.unauthorized > 0 {
+            let (status, reason) = self
+                .handle
+                .exporter
+                .unauthorized
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+                .unwrap_or_default();
+            return Err(FlushError::Unauthorized {
+                status,
+                reason,
+                report,
+            });
+        }
+        match outcome {
+            Outcome::Done => Ok(report),
+            Outcome::TimedOut(timeout) => Err(FlushError::Timeout { timeout, report }),
+        }
     }
 
     /// A snapshot of the delivery counters.
     pub fn stats(&self) -> SinkStats {
-        self.handle.queue.counters.snapshot()
+        SinkStats::from_counters(&self.handle.counters)
     }
 
-    /// The URL batches are posted to.
+    /// The URL of the `/batch/` route.
     pub fn url(&self) -> &str {
-        self.handle.config.url.as_str()
+        self.handle.config.batch_url.as_str()
     }
 
-    fn request(
-        &self,
-        timeout: Duration,
-        make: impl FnOnce(Instant, Duration, worker::Reply) -> Control,
-    ) -> std::result::Result<oneshot::Receiver<std::result::Result<(), SinkError>>, SinkError> {
-        let now = Instant::now();
-        // A timeout too large to add is as good as none.
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        let (reply, receiver) = oneshot::channel();
-        self.handle
-            .control
-            .send(make(deadline, timeout, reply))
-            .map_err(|_| SinkError::AlreadyShutdown)?;
-        Ok(receiver)
+    /// The URL of the AI route, where `$ai_*` events go with [`Endpoint::Auto`] (the default)
+    /// until the server shows it has none.
+    ///
+    /// [`Endpoint::Auto`]: super::Endpoint::Auto
+    pub fn ai_url(&self) -> &str {
+        self.handle.config.ai_url.as_str()
     }
-}
-
-fn worker_gone() -> SinkError {
-    SinkError::Internal("the posthog worker stopped".into())
 }
 
 #[async_trait]
 impl Sink for PosthogSink {
-    /// Queues the event; never blocks. A full queue or a shut-down sink drops it and counts it.
+    /// Queues the event; never blocks. A full queue or a shut-down sink drops it and counts it;
+    /// trace sampling leaves it out (counted) before it is queued.
     fn capture(&self, event: Event) {
-        let queue = &self.handle.queue;
-        let counters = &queue.counters;
-        if queue.closed.load(Ordering::Acquire) {
-            add(&counters.after_shutdown, 1);
-            counters.warn_first_drop("captured after shutdown");
-            return;
+        if let Some(rate) = self.handle.config.sample_rate {
+            // Only `$ai_*` events are sampled, as PostHog proposed: an exposure or an exception
+            // linked to a trace is always sent.
+            let trace_id = event.envelope().trace_id.as_deref();
+            if let Some(trace_id) = trace_id.filter(|_| sample::applies_to(&event)) {
+                if !sample::keeps(trace_id, rate) {
+                    add(&self.handle.counters.sampled_out, 1);
+                    return;
+                }
+            }
         }
-        let mut events = queue.lock();
-        let (len, evicted) = if events.len() < queue.max_queue_len {
-            events.push_back(event);
-            (events.len(), None)
-        } else if queue.policy == QueueFullPolicy::DropOldest {
-            let oldest = events.pop_front();
-            events.push_back(event);
-            (events.len(), oldest)
-        } else {
-            drop(events);
-            add(&counters.refused_full, 1);
-            counters.warn_first_drop("queue full");
-            // The event is freed here, after the lock is released.
-            drop(event);
-            return;
-        };
-        drop(events);
-        add(&counters.accepted, 1);
-        if evicted.is_some() {
-            add(&counters.evicted, 1);
-            counters.warn_first_drop("queue full");
-        }
-        if len == queue.wake_at.load(Ordering::SeqCst) {
-            queue.notify.notify_one();
-        }
+        self.handle.processor.capture(event);
     }
 
-    /// Waits until every event captured before the call was acknowledged or finally failed.
+    /// [`PosthogSink::flush`] without the report.
     ///
     /// # Errors
     /// [`SinkError::Timeout`] at the deadline (the rest stays queued);
+    /// [`SinkError::Internal`] when the server refused the API key since the previous flush;
     /// [`SinkError::AlreadyShutdown`] after shutdown.
     async fn flush(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
-        if self.handle.shut_down.load(Ordering::Acquire) {
-            return Err(SinkError::AlreadyShutdown);
-        }
-        let receiver = self.request(timeout, |deadline, timeout, reply| Control::Flush {
-            deadline,
-            timeout,
-            reply,
-        })?;
-        receiver.await.unwrap_or_else(|_| Err(worker_gone()))
+        PosthogSink::flush(self, timeout)
+            .await
+            .map(drop)
+            .map_err(SinkError::from)
     }
 
-    /// Flushes, then stops the worker; events still undelivered at the deadline are dropped
-    /// and counted, and later captures are counted as dropped.
+    /// [`PosthogSink::shutdown`] without the report.
     ///
     /// # Errors
-    /// [`SinkError::Timeout`] when the deadline cut delivery short;
-    /// [`SinkError::AlreadyShutdown`] on a second call.
+    /// As [`Sink::flush`]; [`SinkError::AlreadyShutdown`] on a second call.
     async fn shutdown(&self, timeout: Duration) -> std::result::Result<(), SinkError> {
-        if self.handle.shut_down.swap(true, Ordering::AcqRel) {
-            return Err(SinkError::AlreadyShutdown);
-        }
-        self.handle.queue.closed.store(true, Ordering::Release);
-        let receiver = self.request(timeout, |deadline, timeout, reply| Control::Shutdown {
-            deadline,
-            timeout,
-            reply,
-        })?;
-        receiver.await.unwrap_or_else(|_| Err(worker_gone()))
+        PosthogSink::shutdown(self, timeout)
+            .await
+            .map(drop)
+            .map_err(SinkError::from)
     }
 }
 

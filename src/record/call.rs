@@ -429,6 +429,7 @@ impl EmbeddingInProgress {
         let embedding = Embedding {
             envelope: envelope_for(context),
             model: info.model.to_owned(),
+            request_model: info.model.to_owned(),
             provider: info.provider.to_owned(),
             base_url: super::display_url(info.base_url),
             input: (!private).then(|| info.input.to_vec()),

@@ -48,6 +48,7 @@ use std::time::Duration;
 pub use self::call::{CallInProgress, CallInfo, EmbeddingInProgress, EmbeddingInfo};
 pub(crate) use self::context::to_value;
 pub use self::context::CallContext;
+pub(crate) use self::scope::service_trace_parent;
 pub use self::scope::SpanScope;
 pub use self::stream::TracedStream;
 

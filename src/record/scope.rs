@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::CallContext;
-use crate::event::Envelope;
+use crate::event::{Envelope, TraceParent};
 use crate::flags::FlagSnapshot;
 
 tokio::task_local! {
@@ -30,12 +30,20 @@ pub struct SpanScope {
     pub(crate) groups: Option<Arc<Map<String, Value>>>,
     /// Flags every call and span inside carries, unless it names the key itself.
     pub(crate) flags: Option<FlagSnapshot>,
+    /// Whether the caller named the trace id.
+    pub(crate) trace_id_named: bool,
+    /// The span of the service's own tracing the trace started in (feature `otel`).
+    pub(crate) trace_parent: Option<TraceParent>,
 }
 
 impl SpanScope {
     /// The scope of a trace's root: the trace id names both the trace and the parent of what
     /// runs inside it.
-    pub(crate) fn root(trace_id: Arc<str>) -> Self {
+    pub(crate) fn root(
+        trace_id: Arc<str>,
+        trace_id_named: bool,
+        trace_parent: Option<TraceParent>,
+    ) -> Self {
         Self {
             span_id: Arc::clone(&trace_id),
             trace_id,
@@ -43,6 +51,8 @@ impl SpanScope {
             session_id: None,
             groups: None,
             flags: None,
+            trace_id_named,
+            trace_parent,
         }
     }
 
@@ -76,6 +86,7 @@ impl SpanScope {
     fn fill(&self, envelope: &mut Envelope) {
         if envelope.trace_id.is_none() {
             envelope.trace_id = Some(self.trace_id.to_string());
+            envelope.trace_id_named = self.trace_id_named;
         }
         if envelope.parent_id.is_none() {
             envelope.parent_id = Some(self.span_id.to_string());
@@ -85,6 +96,9 @@ impl SpanScope {
         }
         if envelope.session_id.is_none() {
             envelope.session_id = self.session_id.as_deref().map(str::to_owned);
+        }
+        if envelope.trace_parent.is_none() {
+            envelope.trace_parent = self.trace_parent;
         }
         if let Some(groups) = &self.groups {
             for (group, key) in groups.iter() {
@@ -103,14 +117,31 @@ impl SpanScope {
     }
 }
 
+/// The span of the service's own tracing that work starting now runs in: the current `tracing`
+/// span's OpenTelemetry context, else the current OpenTelemetry context (see
+/// the `otel` module, "Nesting"). Always `None` without the `otel` feature.
+pub(crate) fn service_trace_parent() -> Option<TraceParent> {
+    #[cfg(feature = "otel")]
+    {
+        crate::otel::current_trace_parent()
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        None
+    }
+}
+
 /// The envelope of a call's event, from what the caller said of it and the span it runs in.
 ///
-/// Explicit ids in the context win; the enclosing span fills the rest. A call nested under a
-/// parent gets a span id of its own, so it is a node of the trace tree.
+/// Explicit ids in the context win; the enclosing span fills the rest. A call with no parent in
+/// the crate takes the service's current trace context, if any: it becomes the call's parent
+/// (for sinks that speak W3C trace context), and its trace when the caller named none. A call
+/// nested under a parent gets a span id of its own, so it is a node of the trace tree.
 pub(crate) fn envelope_for(context: &CallContext) -> Envelope {
     let mut envelope = Envelope::at(SystemTime::now());
     envelope.distinct_id.clone_from(&context.distinct_id);
     envelope.trace_id.clone_from(&context.trace_id);
+    envelope.trace_id_named = context.trace_id.is_some();
     envelope.session_id.clone_from(&context.session_id);
     envelope.span_id.clone_from(&context.span_id);
     envelope.parent_id.clone_from(&context.parent_id);
@@ -119,6 +150,14 @@ pub(crate) fn envelope_for(context: &CallContext) -> Envelope {
     envelope.prompt.clone_from(&context.prompt);
     if let Some(scope) = SpanScope::current() {
         scope.fill(&mut envelope);
+    }
+    if envelope.parent_id.is_none() {
+        if let Some(parent) = service_trace_parent() {
+            if envelope.trace_id.is_none() {
+                envelope.trace_id = Some(parent.trace_id_hex());
+            }
+            envelope.trace_parent = Some(parent);
+        }
     }
     if envelope.parent_id.is_some() && envelope.span_id.is_none() {
         envelope.span_id = Some(Uuid::now_v7().hyphenated().to_string());

@@ -21,6 +21,8 @@ use async_trait::async_trait;
 
 use crate::event::Event;
 
+#[cfg(feature = "posthog")]
+pub(crate) mod batch;
 mod fanout;
 mod jsonl;
 #[cfg(feature = "testing")]

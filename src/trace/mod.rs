@@ -49,7 +49,7 @@ use uuid::Uuid;
 
 use crate::event::{Envelope, ErrorInfo, ErrorKind, Event, Feedback, Metric, SpanRecord};
 use crate::flags::FlagSnapshot;
-use crate::record::{to_value, Recorder, SpanScope};
+use crate::record::{service_trace_parent, to_value, Recorder, SpanScope};
 use crate::sink::Sink;
 
 /// The message of a span dropped before it was ended.
@@ -82,20 +82,32 @@ impl Tracer {
         &self.recorder
     }
 
-    /// Opens a trace with a fresh id.
+    /// Opens a trace with a fresh id: a UUIDv7, or, when it starts inside a span of the
+    /// service's own OpenTelemetry tracing (feature `otel`), that span's trace id, so the trace
+    /// nests under it (see the `otel` module, "Nesting").
     pub fn trace(&self, name: impl Into<String>) -> Span {
-        self.trace_with_id(name, Uuid::now_v7().hyphenated().to_string())
+        let trace_parent = service_trace_parent();
+        let trace_id = match &trace_parent {
+            Some(parent) => parent.trace_id_hex(),
+            None => Uuid::now_v7().hyphenated().to_string(),
+        };
+        self.open_trace(name.into(), trace_id, false, trace_parent)
     }
 
     /// Opens a trace with your own id, e.g. a conversation id.
     pub fn trace_with_id(&self, name: impl Into<String>, trace_id: impl Into<String>) -> Span {
-        let trace_id: Arc<str> = Arc::from(trace_id.into());
-        Span::open(
-            self.recorder.clone(),
-            SpanScope::root(trace_id),
-            None,
-            name.into(),
-        )
+        self.open_trace(name.into(), trace_id.into(), true, service_trace_parent())
+    }
+
+    fn open_trace(
+        &self,
+        name: String,
+        trace_id: String,
+        named: bool,
+        trace_parent: Option<crate::event::TraceParent>,
+    ) -> Span {
+        let scope = SpanScope::root(Arc::from(trace_id), named, trace_parent);
+        Span::open(self.recorder.clone(), scope, None, name)
     }
 
     /// Records what a user thought of a trace (`$ai_feedback`).
@@ -267,6 +279,8 @@ impl Span {
         let is_trace = self.parent_id.is_none();
         let mut envelope = Envelope::at(self.timestamp);
         envelope.trace_id = Some(self.scope.trace_id.to_string());
+        envelope.trace_id_named = self.scope.trace_id_named;
+        envelope.trace_parent = self.scope.trace_parent;
         if !is_trace {
             envelope.span_id = Some(self.scope.span_id.to_string());
         }

@@ -5,19 +5,24 @@
 //! answer is `200 {"status":"Ok"}`. It can hang without answering, and it can be started late
 //! on a reserved port to play a capture endpoint that refuses connections at first. It runs on
 //! its own thread, so sync code (benchmarks) and async tests use it alike.
+//!
+//! Faults beyond the script are [`Rule`]s, checked before it: a 400 for any batch holding a
+//! poisoned uuid, a 413 and a reset for a body over a size (answered before the body is read,
+//! as PostHog's capture does), a 404 on a route. [`CaptureServer::set_hanging`] makes every
+//! new request hang until it is switched off, as a server that stalls and then recovers.
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use super::http::{read_request, RawRequest};
+use super::http::RawRequest;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -43,6 +48,18 @@ impl Answer {
             headers: vec![("Retry-After".into(), value.into())],
         }
     }
+}
+
+/// A fault that applies to every request it matches, before the script.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// `400` for any request whose (gunzipped) body holds this text, e.g. a poisoned uuid.
+    RejectContaining(String),
+    /// For a body larger than this many bytes as sent: `413` at once, without reading the
+    /// body, then the connection is closed (the client usually sees a reset).
+    ResetAbove(usize),
+    /// `404` with an empty body on this path.
+    NotFound(String),
 }
 
 /// A request as the server saw it.
@@ -92,6 +109,10 @@ struct State {
     delivered_events: AtomicU64,
     received_bytes: AtomicU64,
     keep_bodies: bool,
+    rules: Vec<Rule>,
+    hanging: AtomicBool,
+    /// Requests refused by [`Rule::ResetAbove`].
+    resets: AtomicU64,
 }
 
 /// The running server; stops when dropped.
@@ -119,11 +140,27 @@ impl CaptureServer {
         listener.local_addr().unwrap()
     }
 
+    /// Starts on a free port with fault rules.
+    pub fn start_with_rules(script: Vec<Answer>, rules: Vec<Rule>) -> Self {
+        Self::start_full("127.0.0.1:0".parse().unwrap(), script, true, rules)
+    }
+
     /// Starts on `addr`.
     pub fn start_on(addr: SocketAddr, script: Vec<Answer>, keep_bodies: bool) -> Self {
+        Self::start_full(addr, script, keep_bodies, Vec::new())
+    }
+
+    /// Starts on `addr` with fault rules.
+    pub fn start_full(
+        addr: SocketAddr,
+        script: Vec<Answer>,
+        keep_bodies: bool,
+        rules: Vec<Rule>,
+    ) -> Self {
         let state = Arc::new(State {
             script: Mutex::new(script.into()),
             keep_bodies,
+            rules,
             ..State::default()
         });
         let listener = std::net::TcpListener::bind(addr).expect("bind loopback");
@@ -174,6 +211,16 @@ impl CaptureServer {
         self.addr
     }
 
+    /// While on, every new request is read and never answered (those already hanging stay so).
+    pub fn set_hanging(&self, on: bool) {
+        self.state.hanging.store(on, Ordering::SeqCst);
+    }
+
+    /// Requests answered 413-and-reset by [`Rule::ResetAbove`].
+    pub fn resets(&self) -> u64 {
+        self.state.resets.load(Ordering::Relaxed)
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
@@ -219,6 +266,95 @@ impl Drop for CaptureServer {
     }
 }
 
+/// Reads one request, or answers 413 and gives up on the connection when a
+/// [`Rule::ResetAbove`] refuses its size before the body is read.
+async fn read_or_refuse(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    state: &State,
+) -> Option<RawRequest> {
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break at;
+        }
+        read_more(stream, buffer).await?;
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
+    let limit = state.rules.iter().find_map(|rule| match rule {
+        Rule::ResetAbove(limit) => Some(*limit),
+        _ => None,
+    });
+    if limit.is_some_and(|limit| length > limit) {
+        state.resets.fetch_add(1, Ordering::Relaxed);
+        let text = "Failed to buffer the request body: length limit exceeded";
+        let response = format!(
+            "HTTP/1.1 413 Payload Too Large\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        // Closing with the body unread resets the connection under the client.
+        return None;
+    }
+    let body_end = head_end + 4 + length;
+    while buffer.len() < body_end {
+        read_more(stream, buffer).await?;
+    }
+    let body = buffer[head_end + 4..body_end].to_vec();
+    buffer.drain(..body_end);
+    Some(RawRequest {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut chunk).await.ok()?;
+    if n == 0 {
+        return None;
+    }
+    buffer.extend_from_slice(&chunk[..n]);
+    Some(())
+}
+
+/// The answer a rule gives this request, if any.
+fn rule_answer(state: &State, path: &str, plain: &[u8]) -> Option<Answer> {
+    state.rules.iter().find_map(|rule| match rule {
+        Rule::NotFound(route) if route == path => Some(Answer::Full {
+            status: 404,
+            body: String::new(),
+            headers: Vec::new(),
+        }),
+        Rule::RejectContaining(text)
+            if plain
+                .windows(text.len())
+                .any(|window| window == text.as_bytes()) =>
+        {
+            Some(Answer::Full {
+                status: 400,
+                body: "maximum event size exceeded".into(),
+                headers: Vec::new(),
+            })
+        }
+        _ => None,
+    })
+}
+
 async fn serve(mut stream: TcpStream, state: Arc<State>) {
     let mut buffer = Vec::with_capacity(64 * 1024);
     loop {
@@ -227,11 +363,19 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             path,
             headers,
             body,
-        }) = read_request(&mut stream, &mut buffer).await
+        }) = read_or_refuse(&mut stream, &mut buffer, &state).await
         else {
             return;
         };
-        let answer = state.script.lock().unwrap().pop_front();
+        let plain = gunzip_if_gzip(&body);
+        let answer = if state.hanging.load(Ordering::SeqCst) {
+            Some(Answer::Hang)
+        } else {
+            match rule_answer(&state, &path, &plain) {
+                Some(answer) => Some(answer),
+                None => state.script.lock().unwrap().pop_front(),
+            }
+        };
         let status = match &answer {
             Some(Answer::Hang) => None,
             Some(Answer::Status(status)) | Some(Answer::Full { status, .. }) => Some(*status),
@@ -240,7 +384,6 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         state
             .received_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
-        let plain = gunzip_if_gzip(&body);
         if matches!(status, Some(200..=299)) {
             state
                 .delivered_events

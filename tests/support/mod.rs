@@ -4,4 +4,8 @@
 pub mod capture_server;
 pub mod events;
 pub mod http;
+#[cfg(feature = "otel")]
+pub mod otel;
+#[cfg(feature = "otel")]
+pub mod otlp_receiver;
 pub mod sse_server;

@@ -64,6 +64,9 @@ pub(crate) const INPUT: &str = "$ai_input";
 /// The property the size guard adds when it had to remove whole properties.
 #[cfg(feature = "posthog")]
 pub(crate) const TRUNCATION_NOTE: &str = "$ai_traced_llm_truncated";
+/// Set on events kept by trace sampling: the rate they were sampled at.
+#[cfg(feature = "posthog")]
+pub(crate) const TRACE_SAMPLE_RATE: &str = "$ai_trace_sample_rate";
 /// Properties whose strings are identities or labels, never content: the size guard never cuts
 /// them.
 #[cfg(feature = "posthog")]

@@ -12,6 +12,7 @@
 use serde_json::{Map, Value};
 
 use super::{is_kept, INPUT, TRUNCATION_NOTE};
+use crate::event::Event;
 
 /// Appended to every string cut by the guard.
 pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
@@ -19,6 +20,124 @@ pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
 const MIN_BASE64_RUN: usize = 1024;
 /// How often the guard re-serializes before it falls back to dropping content wholesale.
 const MAX_ROUNDS: usize = 24;
+
+/// The longest id the guard lets through, in characters: PostHog's capture keeps 200
+/// characters of a distinct id.
+pub(crate) const MAX_ID_CHARS: usize = 200;
+/// The deepest nesting kept in a property value. PostHog's capture (like `serde_json`) stops
+/// parsing at 128 levels, and the event itself sits two levels down; deeper structure is
+/// replaced by [`NESTING_MARKER`].
+pub(crate) const MAX_NESTING: usize = 64;
+/// What stands in for structure nested deeper than [`MAX_NESTING`].
+pub(crate) const NESTING_MARKER: &str = "[traced-llm: nested too deep, cut]";
+
+/// Makes the event safe to serialize and to parse on the server, whatever its size: ids over
+/// [`MAX_ID_CHARS`] are cut with a marker that keeps them distinct, and values nested deeper
+/// than [`MAX_NESTING`] are cut. Says whether anything changed.
+pub(crate) fn prepare(event: &mut Event) -> bool {
+    let mut changed = false;
+    let envelope = event.envelope_mut();
+    for id in [
+        &mut envelope.distinct_id,
+        &mut envelope.trace_id,
+        &mut envelope.session_id,
+        &mut envelope.span_id,
+        &mut envelope.parent_id,
+        &mut envelope.span_name,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        changed |= cut_id(id);
+    }
+    for value in envelope.properties.values_mut() {
+        changed |= cut_nesting(value, 1);
+    }
+    for value in envelope.groups.values_mut() {
+        changed |= cut_nesting(value, 1);
+    }
+    match event {
+        Event::Generation(generation) => {
+            for value in generation.provider_metadata.values_mut() {
+                changed |= cut_nesting(value, 1);
+            }
+            for tool in &mut generation.tools {
+                changed |= cut_nesting(&mut tool.parameters, 2);
+            }
+        }
+        Event::Span(span) => {
+            for value in [&mut span.input_state, &mut span.output_state]
+                .into_iter()
+                .flatten()
+            {
+                changed |= cut_nesting(value, 1);
+            }
+        }
+        Event::Metric(metric) => changed |= cut_nesting(&mut metric.value, 1),
+        Event::Embedding(_)
+        | Event::Feedback(_)
+        | Event::FlagExposure(_)
+        | Event::Exception(_)
+        | Event::Alert(_) => {}
+    }
+    changed
+}
+
+/// Cuts `id` to [`MAX_ID_CHARS`]: its start, then `…[cut xxxxxxxx]` with the FNV-1a hash of
+/// the whole id, so two long ids with one start stay apart and one id is always cut alike.
+pub(crate) fn cut_id(id: &mut String) -> bool {
+    if id.len() <= MAX_ID_CHARS || id.chars().count() <= MAX_ID_CHARS {
+        return false;
+    }
+    let marker = format!(
+        "…[cut {:08x}]",
+        crate::posthog::sample::fnv1a_32(id.as_bytes())
+    );
+    let keep = MAX_ID_CHARS - marker.chars().count();
+    let end = id.char_indices().nth(keep).map_or(id.len(), |(at, _)| at);
+    id.truncate(end);
+    id.push_str(&marker);
+    true
+}
+
+/// Replaces whatever sits deeper than [`MAX_NESTING`] below `value` (itself at `depth`).
+fn cut_nesting(value: &mut Value, depth: usize) -> bool {
+    match value {
+        Value::Array(_) | Value::Object(_) if depth >= MAX_NESTING => {
+            let deep = std::mem::replace(value, Value::String(NESTING_MARKER.into()));
+            drop_deep(deep);
+            true
+        }
+        Value::Array(items) => {
+            let mut changed = false;
+            for item in items {
+                changed |= cut_nesting(item, depth + 1);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for item in map.values_mut() {
+                changed |= cut_nesting(item, depth + 1);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+/// Frees a deeply nested value without recursing once per level (which could overflow the
+/// stack of an encoder thread).
+fn drop_deep(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, item)| item)),
+            _ => {}
+        }
+    }
+}
 
 /// What `json` costs against the server's limit: its length, plus one per quote and backslash.
 pub(crate) fn encoded_cost(json: &[u8]) -> usize {
@@ -393,6 +512,40 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("[traced-llm: "));
+    }
+
+    #[test]
+    fn deep_nesting_and_long_ids_are_cut_with_markers() {
+        let mut generation = Generation::new("gpt-4o-mini", "openai");
+        let mut deep = Value::from("bottom");
+        for _ in 0..200 {
+            deep = serde_json::json!({ "down": deep });
+        }
+        generation.envelope.properties.insert("deep".into(), deep);
+        generation.envelope.trace_id = Some("t".repeat(1_200_000));
+        generation.envelope.distinct_id = Some("ü".repeat(300));
+        let mut event = Event::from(generation);
+        assert!(prepare(&mut event));
+        let json = json_of(&event);
+        // The server's parser (and serde_json's) takes it again.
+        let value: Value = serde_json::from_slice(&json).unwrap();
+        let trace_id = value["properties"]["$ai_trace_id"].as_str().unwrap();
+        assert_eq!(trace_id.chars().count(), MAX_ID_CHARS);
+        assert!(trace_id.starts_with("tttt") && trace_id.contains("…[cut "));
+        let distinct_id = value["distinct_id"].as_str().unwrap();
+        assert_eq!(distinct_id.chars().count(), MAX_ID_CHARS);
+        let mut level = &value["properties"]["deep"];
+        let mut depth = 1;
+        while let Some(next) = level.get("down") {
+            level = next;
+            depth += 1;
+        }
+        assert_eq!((level.as_str(), depth), (Some(NESTING_MARKER), MAX_NESTING));
+        // Cut alike every time: a trace stays one trace.
+        let mut again = "t".repeat(1_200_000);
+        cut_id(&mut again);
+        assert_eq!(again, trace_id);
+        assert!(!prepare(&mut event));
     }
 
     #[test]

@@ -52,6 +52,7 @@ enum Kind {
     Decode,
     Stream,
     Unsupported,
+    Budget,
     Other,
 }
 
@@ -106,6 +107,23 @@ impl Error {
     /// A configuration value is invalid (missing key, malformed URL, ...).
     pub fn builder(message: impl Into<String>) -> Self {
         Self::new(Kind::Builder, message)
+    }
+
+    /// The call was refused before it was made, because a budget (tokens or cost in a window)
+    /// is spent. [`Error::kind`] is [`ErrorKind::Budget`], so a recorded refusal is sent with
+    /// `$ai_error_type: "budget"`; chain the details with [`Error::with_source`].
+    ///
+    /// ```
+    /// use traced_llm::event::ErrorKind;
+    /// use traced_llm::Error;
+    ///
+    /// let err = Error::budget("user_42 spent 200000 of 200000 tokens in 10m");
+    /// assert!(err.is_budget());
+    /// assert_eq!(err.kind(), ErrorKind::Budget);
+    /// assert_eq!(err.to_string(), "budget spent: user_42 spent 200000 of 200000 tokens in 10m");
+    /// ```
+    pub fn budget(message: impl Into<String>) -> Self {
+        Self::new(Kind::Budget, message)
     }
 
     /// Any other failure, said in `message`; chain a cause with [`Error::with_source`].
@@ -255,6 +273,11 @@ impl Error {
         self.inner.kind == Kind::Builder
     }
 
+    /// The call was refused because a budget is spent (see [`Error::budget`]).
+    pub fn is_budget(&self) -> bool {
+        self.inner.kind == Kind::Budget
+    }
+
     /// The class of failure, low in cardinality: what alerts and dashboards group by.
     ///
     /// An HTTP status decides where there is one (408 timeout, 429 rate limit, 401 and 403
@@ -285,6 +308,7 @@ impl Error {
             Kind::Decode => ErrorKind::Decode,
             Kind::Stream => ErrorKind::Stream,
             Kind::Unsupported => ErrorKind::Unsupported,
+            Kind::Budget => ErrorKind::Budget,
             Kind::Other => ErrorKind::Other,
         }
     }
@@ -360,6 +384,7 @@ impl Error {
             Kind::Decode => f.write_str("malformed response")?,
             Kind::Stream => f.write_str("stream failed")?,
             Kind::Unsupported => f.write_str("not supported")?,
+            Kind::Budget => f.write_str("budget spent")?,
             Kind::Other => f.write_str("error")?,
         }
         if let Some(api_type) = &self.inner.api_type {

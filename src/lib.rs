@@ -9,6 +9,8 @@ mod error;
 pub mod event;
 pub mod flags;
 mod model;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod posthog;

@@ -46,7 +46,7 @@ pub(crate) fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
         Event::Embedding(embedding) => embedding.error.as_mut(),
         Event::Span(span) => span.error.as_mut(),
         Event::Exception(exception) => Some(&mut exception.error),
-        Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) => None,
+        Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) | Event::Alert(_) => None,
     };
     if let Some(message) = error.and_then(|error| error.message.as_mut()) {
         redactor.redact(message);
@@ -78,7 +78,7 @@ pub(crate) fn redact_event(event: &mut Event, redactor: &dyn Redactor) {
                 redactor.redact(text);
             }
         }
-        Event::Metric(_) | Event::FlagExposure(_) | Event::Exception(_) => {}
+        Event::Metric(_) | Event::FlagExposure(_) | Event::Exception(_) | Event::Alert(_) => {}
     }
 }
 

@@ -13,12 +13,14 @@ use crate::flags::{Flag, FlagSnapshot};
 use crate::pricing::{Cost, ModelPrice, PriceTable};
 use crate::types::{ChatRequest, ContentPart, Message, Tool, Usage};
 
+mod alert;
 mod error;
 
+pub use self::alert::{Alert, AlertState};
 pub use self::error::{ErrorInfo, ErrorKind};
 
 /// Something worth recording: a model call, an embedding, a span or trace, feedback, a metric;
-/// and, beside them, a flag's exposure and a failure for error tracking.
+/// and, beside them, a flag's exposure, a failure for error tracking, and a monitor's alert.
 // Nearly every event is a generation, so boxing it to shrink the rarer variants would cost an
 // allocation per call and save nothing.
 #[allow(clippy::large_enum_variant)]
@@ -39,6 +41,8 @@ pub enum Event {
     FlagExposure(FlagExposure),
     /// A failed call, for error tracking (`$exception`), linked from the call's event.
     Exception(Exception),
+    /// An alert raised or cleared by a monitor (`llm_alert`, `llm_alert_cleared`).
+    Alert(Alert),
 }
 
 impl Event {
@@ -52,6 +56,7 @@ impl Event {
             Event::Metric(event) => &event.envelope,
             Event::FlagExposure(event) => &event.envelope,
             Event::Exception(event) => &event.envelope,
+            Event::Alert(event) => &event.envelope,
         }
     }
 
@@ -65,6 +70,7 @@ impl Event {
             Event::Metric(event) => &mut event.envelope,
             Event::FlagExposure(event) => &mut event.envelope,
             Event::Exception(event) => &mut event.envelope,
+            Event::Alert(event) => &mut event.envelope,
         }
     }
 
@@ -79,6 +85,7 @@ impl Event {
             Event::Metric(_) => EventKind::Metric,
             Event::FlagExposure(_) => EventKind::FlagExposure,
             Event::Exception(_) => EventKind::Exception,
+            Event::Alert(_) => EventKind::Alert,
         }
     }
 
@@ -89,7 +96,9 @@ impl Event {
             Event::Embedding(event) => event.error.as_ref(),
             Event::Span(event) => event.error.as_ref(),
             Event::Exception(event) => Some(&event.error),
-            Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) => None,
+            Event::Feedback(_) | Event::Metric(_) | Event::FlagExposure(_) | Event::Alert(_) => {
+                None
+            }
         }
     }
 
@@ -122,6 +131,8 @@ pub enum EventKind {
     FlagExposure,
     /// A failed call, for error tracking.
     Exception,
+    /// An alert raised or cleared by a monitor.
+    Alert,
 }
 
 impl From<Generation> for Event {
@@ -163,6 +174,12 @@ impl From<Exception> for Event {
 impl From<Metric> for Event {
     fn from(metric: Metric) -> Self {
         Event::Metric(metric)
+    }
+}
+
+impl From<Alert> for Event {
+    fn from(alert: Alert) -> Self {
+        Event::Alert(alert)
     }
 }
 

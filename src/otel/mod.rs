@@ -276,11 +276,13 @@ impl Sink for OtelSink {
             Event::Embedding(embedding) => self.inner.export_embedding(embedding),
             Event::Span(span) => self.inner.export_span(span),
             // Feedback, metrics and flag exposures are PostHog's notions with no GenAI
-            // counterpart; an exception repeats what its call's span already says.
+            // counterpart; an exception repeats what its call's span already says; a monitor's
+            // alert is about many calls, not one span.
             Event::Feedback(_)
             | Event::Metric(_)
             | Event::FlagExposure(_)
-            | Event::Exception(_) => {}
+            | Event::Exception(_)
+            | Event::Alert(_) => {}
         }
     }
 }

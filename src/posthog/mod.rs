@@ -12,7 +12,10 @@
 
 mod format;
 
-pub use self::format::{capture_event, event_name, CaptureEvent, LIB_NAME, LIB_VERSION};
+pub use self::format::{
+    capture_event, event_name, CaptureEvent, ALERT_CLEARED_EVENT, ALERT_EVENT, LIB_NAME,
+    LIB_VERSION,
+};
 
 #[cfg(any(feature = "flags", feature = "prompts"))]
 mod api;

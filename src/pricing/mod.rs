@@ -5,12 +5,15 @@
 //! and local sinks that never reach PostHog. When an event carries `$ai_input_cost_usd` and
 //! `$ai_output_cost_usd`, PostHog keeps them as they are.
 //!
-//! - [`ModelPrice`]: USD per million tokens for input, output, cache read and cache write.
+//! - [`ModelPrice`]: USD per million tokens for input, output, cache read and cache write, and
+//!   optionally a higher [`LongContextPrice`] for calls whose prompt passes a number of tokens.
 //! - [`PriceTable`]: prices by model name, built in ([`PriceTable::builtin`]) and overridable.
 //! - [`ModelPrice::cost`]: the [`Cost`] of one call's [`Usage`], under the cache rules of
 //!   PostHog's server (see [`CacheAccounting`]).
 //!
-//! An unknown model has no price, never an error: cost is then left to PostHog.
+//! An unknown model has no price, never an error: cost is then left to PostHog. Where a local
+//! figure matters (a cost budget, say), the crate logs one warning per unknown model, so that a
+//! cost that reads 0 is noticed.
 
 mod table;
 
@@ -18,8 +21,9 @@ pub use self::table::BUILTIN_PRICES_AS_OF;
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,10 +48,17 @@ const ANTHROPIC_CACHE_WRITE_1H_FACTOR: f64 = 2.0;
 /// without one, [`ModelPrice::cost`] falls back to the multipliers PostHog's server uses (see
 /// [`CacheAccounting`]). Prices are expected to be finite and non-negative.
 ///
-/// ```
-/// use traced_llm::pricing::ModelPrice;
+/// Some models charge more for long prompts (Claude Sonnet 4 above 200,000 input tokens, Claude
+/// Haiku 5.5 above 100,000, GPT-5.5 above 272,000): [`ModelPrice::with_long_context`] adds that
+/// tier, and a call whose prompt passes it pays the tier's rates on every token, output included.
 ///
-/// let sonnet = ModelPrice::new(3.0, 15.0).with_cache_read(0.30).with_cache_write(3.75);
+/// ```
+/// use traced_llm::pricing::{LongContextPrice, ModelPrice};
+///
+/// let sonnet = ModelPrice::new(3.0, 15.0)
+///     .with_cache_read(0.30)
+///     .with_cache_write(3.75)
+///     .with_long_context(LongContextPrice::new(200_000, 6.0, 22.50));
 /// assert_eq!(sonnet.cache_write, Some(3.75));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -63,6 +74,9 @@ pub struct ModelPrice {
     /// Input tokens written to the prompt cache (Anthropic: the 5-minute rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
+    /// The higher rates of calls with a long prompt, when the model has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<LongContextPrice>,
 }
 
 impl ModelPrice {
@@ -73,6 +87,7 @@ impl ModelPrice {
             output,
             cache_read: None,
             cache_write: None,
+            long_context: None,
         }
     }
 
@@ -94,31 +109,64 @@ impl ModelPrice {
         }
     }
 
+    /// Sets the rates of calls whose prompt is longer than the tier's threshold.
+    #[must_use]
+    pub const fn with_long_context(self, tier: LongContextPrice) -> Self {
+        Self {
+            long_context: Some(tier),
+            ..self
+        }
+    }
+
     /// The cost of one call.
     ///
     /// Token counts the provider did not report count as zero. Reasoning tokens are not added:
     /// OpenAI and Anthropic already count them in the output tokens. See [`CacheAccounting`]
     /// for how cache tokens are priced.
+    ///
+    /// With a [`LongContextPrice`], the prompt (uncached input plus cache reads and writes, the
+    /// way the provider counts it) decides the tier: a prompt longer than
+    /// [`LongContextPrice::above_input_tokens`] prices the whole call at the tier's rates.
     pub fn cost(&self, usage: &Usage, accounting: CacheAccounting) -> Cost {
         let input = usage.input_tokens.unwrap_or(0);
         let output = usage.output_tokens.unwrap_or(0);
         let cache_read = usage.cache_read_input_tokens.unwrap_or(0);
         let cache_write = usage.cache_creation_input_tokens.unwrap_or(0);
 
+        let prompt = if accounting.cache_tokens_in_input {
+            input
+        } else {
+            input.saturating_add(cache_read).saturating_add(cache_write)
+        };
+        let rates = match self.long_context {
+            Some(tier) if prompt > tier.above_input_tokens => Rates {
+                input: tier.input,
+                output: tier.output,
+                cache_read: tier.cache_read,
+                cache_write: tier.cache_write,
+            },
+            _ => Rates {
+                input: self.input,
+                output: self.output,
+                cache_read: self.cache_read,
+                cache_write: self.cache_write,
+            },
+        };
+
         let (read_factor, write_factor) = if accounting.anthropic_rates {
             (ANTHROPIC_CACHE_READ_FACTOR, ANTHROPIC_CACHE_WRITE_FACTOR)
         } else {
             (DEFAULT_CACHE_READ_FACTOR, DEFAULT_CACHE_WRITE_FACTOR)
         };
-        let read_rate = self.cache_read.unwrap_or(self.input * read_factor);
-        let write_rate = self.cache_write.unwrap_or(self.input * write_factor);
+        let read_rate = rates.cache_read.unwrap_or(rates.input * read_factor);
+        let write_rate = rates.cache_write.unwrap_or(rates.input * write_factor);
         // Writes to Anthropic's 1-hour cache cost more than to its 5-minute one.
         let write_1h = usage
             .cache_creation_1h_input_tokens
             .unwrap_or(0)
             .min(cache_write);
         let write_1h_rate = if accounting.anthropic_rates {
-            self.input * ANTHROPIC_CACHE_WRITE_1H_FACTOR
+            rates.input * ANTHROPIC_CACHE_WRITE_1H_FACTOR
         } else {
             write_rate
         };
@@ -128,11 +176,87 @@ impl ModelPrice {
         } else {
             input
         };
-        let input_usd = usd(uncached, self.input)
+        let input_usd = usd(uncached, rates.input)
             + usd(cache_read, read_rate)
             + usd(cache_write - write_1h, write_rate)
             + usd(write_1h, write_1h_rate);
-        Cost::new(input_usd, usd(output, self.output))
+        Cost::new(input_usd, usd(output, rates.output))
+    }
+}
+
+/// The rates one call is priced at: a model's own, or its long-context tier's.
+struct Rates {
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+}
+
+/// What a model charges, in USD per million tokens, for a call whose prompt is longer than
+/// [`LongContextPrice::above_input_tokens`].
+///
+/// Providers that charge this way price the whole call at the higher rates once the prompt
+/// passes the threshold, output included. The prompt is every input token of the call: uncached
+/// input, cache reads and cache writes. Cache rates left out fall back as they do for
+/// [`ModelPrice`], from the tier's input rate.
+///
+/// ```
+/// use traced_llm::pricing::{CacheAccounting, LongContextPrice, ModelPrice};
+/// use traced_llm::types::Usage;
+///
+/// let price = ModelPrice::new(3.0, 15.0)
+///     .with_long_context(LongContextPrice::new(200_000, 6.0, 22.50));
+/// // 150,000 + 60,000 cache reads = 210,000 prompt tokens: the long-context tier.
+/// let usage = Usage::new(150_000, 1_000).with_cache_read(60_000);
+/// let cost = price.cost(&usage, CacheAccounting::ANTHROPIC);
+/// // 150,000 × $6 + 60,000 × $0.60 + 1,000 × $22.50, per million.
+/// assert!((cost.total_usd - (0.9 + 0.036 + 0.0225)).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LongContextPrice {
+    /// The longest prompt that still pays the model's normal rates.
+    pub above_input_tokens: u64,
+    /// Uncached input tokens.
+    pub input: f64,
+    /// Output tokens, reasoning tokens included.
+    pub output: f64,
+    /// Input tokens read from the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+    /// Input tokens written to the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+}
+
+impl LongContextPrice {
+    /// Input and output rates for prompts longer than `above_input_tokens`.
+    pub const fn new(above_input_tokens: u64, input: f64, output: f64) -> Self {
+        Self {
+            above_input_tokens,
+            input,
+            output,
+            cache_read: None,
+            cache_write: None,
+        }
+    }
+
+    /// Sets the cache-read rate of the tier.
+    #[must_use]
+    pub const fn with_cache_read(self, usd_per_million: f64) -> Self {
+        Self {
+            cache_read: Some(usd_per_million),
+            ..self
+        }
+    }
+
+    /// Sets the cache-write rate of the tier.
+    #[must_use]
+    pub const fn with_cache_write(self, usd_per_million: f64) -> Self {
+        Self {
+            cache_write: Some(usd_per_million),
+            ..self
+        }
     }
 }
 
@@ -320,9 +444,12 @@ struct Entry {
 impl PriceTable {
     /// The current OpenAI and Anthropic list prices, as of [`BUILTIN_PRICES_AS_OF`].
     ///
-    /// Anthropic: Claude Opus 4, 4.1, 4.5–4.8; Sonnet 3.5, 3.7, 4, 4.5, 4.6; Haiku 3, 3.5, 4.5.
-    /// OpenAI: GPT-5, GPT-5 mini, GPT-5 nano, GPT-4.1 (mini, nano), GPT-4o (mini), o1, o3,
-    /// o3-mini, o4-mini. Other models are left out; add them with [`PriceTable::with_model`].
+    /// Anthropic: Claude Fable 5 and 5.1, Mythos 5 and 5.1; Opus 4, 4.1, 4.5–4.8, 5, 5.5;
+    /// Sonnet 3.5, 3.7, 4, 4.5, 4.6, 5, 5.5; Haiku 3, 3.5, 4.5, 5.5. OpenAI: GPT-5.5 (pro),
+    /// GPT-5.4 (mini, nano, pro), GPT-5.2, GPT-5.1, GPT-5 (mini, nano), GPT-4.1 (mini, nano),
+    /// GPT-4o (mini), o1, o3, o3-mini, o4-mini. Long-context tiers are included where the
+    /// provider charges them (Sonnet 4 and 4.5, Haiku 5.5, GPT-5.4, GPT-5.5). Other models are
+    /// left out; add them with [`PriceTable::with_model`].
     pub fn builtin() -> Self {
         static BUILTIN: OnceLock<PriceTable> = OnceLock::new();
         BUILTIN
@@ -399,6 +526,68 @@ impl PriceTable {
         self.price_for(model)
             .map(|price| price.cost(usage, accounting))
     }
+
+    /// [`PriceTable::price_for`], and one warning (target `traced_llm::pricing`) the first time a
+    /// model has no price, so that a cost that reads 0 is noticed.
+    ///
+    /// The warning names the model and how to price it. Each model is warned about once per
+    /// process; after [`MAX_WARNED_MODELS`] different names, one last warning says that more
+    /// are unpriced and the rest stay silent, so that a stream of made-up names cannot flood
+    /// the log or grow memory.
+    pub fn price_or_warn(&self, model: &str) -> Option<&ModelPrice> {
+        let price = self.price_for(model);
+        if price.is_none() {
+            warn_unpriced(model);
+        }
+        price
+    }
+}
+
+/// How many different unpriced model names [`PriceTable::price_or_warn`] warns about by name.
+pub const MAX_WARNED_MODELS: usize = 256;
+
+/// The unpriced model names warned about so far, and whether the overflow warning was given.
+fn warned_models() -> &'static Mutex<(HashSet<String>, bool)> {
+    static WARNED: OnceLock<Mutex<(HashSet<String>, bool)>> = OnceLock::new();
+    WARNED.get_or_init(|| Mutex::new((HashSet::new(), false)))
+}
+
+/// Warns once per process that `model` has no price.
+pub(crate) fn warn_unpriced(model: &str) {
+    let mut warned = warned_models()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (names, overflowed) = &mut *warned;
+    if names.contains(model) {
+        return;
+    }
+    if names.len() >= MAX_WARNED_MODELS {
+        if !*overflowed {
+            *overflowed = true;
+            tracing::warn!(
+                target: "traced_llm::pricing",
+                "more than {MAX_WARNED_MODELS} models have no price; their cost reads 0 and no further model is named"
+            );
+        }
+        return;
+    }
+    names.insert(model.to_owned());
+    drop(warned);
+    tracing::warn!(
+        target: "traced_llm::pricing",
+        model,
+        "model {model:?} has no price: its cost reads 0 (add it with PriceTable::with_model or CallContext::price)"
+    );
+}
+
+/// Whether [`warn_unpriced`] has warned about `model` (tests).
+#[cfg(test)]
+pub(crate) fn was_warned(model: &str) -> bool {
+    warned_models()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .0
+        .contains(model)
 }
 
 impl fmt::Debug for PriceTable {
@@ -618,7 +807,9 @@ mod tests {
         for model in [
             "claude-opus-4-9",
             "gpt-5-mini-search-preview",
-            "gpt-5.5",
+            "gpt-5.9",
+            "gpt-5.5-mini",
+            "claude-haiku-5-5-1",
             "gpt-4.1-nano2",
             "llama-3.3-70b",
             "claude",
@@ -695,6 +886,137 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), table::BUILTIN.len());
+    }
+
+    // claude-sonnet-4-5 above 200,000 prompt tokens: $6 in, $7.50 5-minute write, $0.60 read,
+    // $22.50 out. Anthropic reports cache tokens apart, and they count toward the threshold:
+    // 150,000 input + 40,000 read + 20,000 written = 210,000 prompt tokens.
+    //   uncached 150,000 × 6 / 1e6    = 0.900
+    //   read      40,000 × 0.60 / 1e6 = 0.024
+    //   write     20,000 × 7.50 / 1e6 = 0.150  → input 1.074
+    //   output     2,000 × 22.50 / 1e6 = 0.045 → total 1.119
+    #[test]
+    fn a_prompt_above_the_threshold_pays_the_long_context_rates_on_every_token() {
+        let usage = Usage::new(150_000, 2_000)
+            .with_cache_read(40_000)
+            .with_cache_creation(20_000);
+        let cost = PriceTable::builtin()
+            .cost("anthropic", "claude-sonnet-4-5-20250929", &usage, false)
+            .unwrap();
+        assert_cost(cost, 1.074, 0.045, 1.119);
+    }
+
+    // The same call with 10,000 fewer uncached tokens: 200,000 prompt tokens, not above the
+    // threshold, so the normal rates apply:
+    //   140,000 × 3 + 40,000 × 0.30 + 20,000 × 3.75 = 0.420 + 0.012 + 0.075 = 0.507
+    //   2,000 × 15 = 0.030
+    #[test]
+    fn a_prompt_at_the_threshold_pays_the_normal_rates() {
+        let usage = Usage::new(140_000, 2_000)
+            .with_cache_read(40_000)
+            .with_cache_creation(20_000);
+        let cost = PriceTable::builtin()
+            .cost("anthropic", "claude-sonnet-4-5", &usage, false)
+            .unwrap();
+        assert_cost(cost, 0.507, 0.030, 0.537);
+    }
+
+    // gpt-5.5 counts cached tokens inside the input: 300,000 input of which 100,000 cached is a
+    // 300,000-token prompt, above 272,000: $10 in, $1 cached, $45 out.
+    //   uncached 200,000 × 10 / 1e6 = 2.0, cached 100,000 × 1 / 1e6 = 0.1, output 1,000 × 45 /
+    //   1e6 = 0.045
+    #[test]
+    fn openai_long_context_counts_cached_tokens_inside_the_input() {
+        let usage = Usage::new(300_000, 1_000).with_cache_read(100_000);
+        let cost = PriceTable::builtin()
+            .cost("openai", "gpt-5.5", &usage, true)
+            .unwrap();
+        assert_cost(cost, 2.1, 0.045, 2.145);
+        let short = Usage::new(272_000, 1_000);
+        let cost = PriceTable::builtin()
+            .cost("openai", "gpt-5.5-2026-04-23", &short, true)
+            .unwrap();
+        assert_cost(cost, 1.36, 0.03, 1.39);
+    }
+
+    // Haiku 5.5 changes tier above 100,000 prompt tokens.
+    #[test]
+    fn haiku_5_5_has_a_tier_above_100k_prompt_tokens() {
+        let price = *PriceTable::builtin().price_for("claude-haiku-5-5").unwrap();
+        let tier = price.long_context.unwrap();
+        assert_eq!(tier.above_input_tokens, 100_000);
+        assert_eq!((price.input, price.output), (0.10, 0.50));
+        assert_eq!((tier.input, tier.output), (0.50, 2.50));
+        // 100,001 uncached input tokens: 100,001 × 0.50 / 1e6.
+        let cost = price.cost(&Usage::new(100_001, 0), CacheAccounting::ANTHROPIC);
+        assert_usd(cost.total_usd, 0.050_000_5);
+    }
+
+    // A tier without cache rates falls back from its own input rate: Anthropic reads at 0.1 ×
+    // $6 = $0.60.
+    #[test]
+    fn long_context_cache_rates_fall_back_from_the_tier_input_price() {
+        let price =
+            ModelPrice::new(3.0, 15.0).with_long_context(LongContextPrice::new(10, 6.0, 22.5));
+        let cost = price.cost(
+            &Usage::new(0, 0).with_cache_read(1_000_000),
+            CacheAccounting::ANTHROPIC,
+        );
+        assert_usd(cost.total_usd, 0.60);
+    }
+
+    #[test]
+    fn current_models_are_priced() {
+        let table = PriceTable::builtin();
+        let price = |model: &str| {
+            table
+                .price_for(model)
+                .map(|price| (price.input, price.cache_read, price.output))
+        };
+        assert_eq!(price("claude-fable-5-1"), Some((10.0, Some(0.25), 50.0)));
+        assert_eq!(price("claude-mythos-5"), Some((10.0, Some(1.0), 50.0)));
+        assert_eq!(price("claude-opus-5-5"), Some((4.0, Some(0.20), 20.0)));
+        assert_eq!(price("claude-opus-5"), Some((5.0, Some(0.50), 25.0)));
+        assert_eq!(price("claude-sonnet-5-5"), Some((2.0, Some(0.10), 10.0)));
+        assert_eq!(price("claude-sonnet-5"), Some((2.0, Some(0.20), 10.0)));
+        assert_eq!(price("gpt-5.5"), Some((5.0, Some(0.50), 30.0)));
+        assert_eq!(price("gpt-5.5-pro"), Some((30.0, Some(30.0), 180.0)));
+        assert_eq!(
+            price("openai/gpt-5.4-mini"),
+            Some((0.75, Some(0.075), 4.50))
+        );
+        assert_eq!(price("gpt-5.4-nano"), Some((0.20, Some(0.02), 1.25)));
+        assert_eq!(price("gpt-5.2"), Some((1.75, Some(0.175), 14.0)));
+        assert_eq!(price("gpt-5.1-2025-11-13"), Some((1.25, Some(0.125), 10.0)));
+        // Flat-priced 1M-context models have no tier.
+        assert!(table
+            .price_for("claude-sonnet-4-6")
+            .unwrap()
+            .long_context
+            .is_none());
+    }
+
+    #[test]
+    fn an_unpriced_model_is_warned_about_once() {
+        let table = PriceTable::builtin();
+        assert!(table
+            .price_or_warn("made-up-model-for-the-warning-test")
+            .is_none());
+        assert!(was_warned("made-up-model-for-the-warning-test"));
+        assert!(table.price_or_warn("gpt-5.5").is_some());
+        assert!(!was_warned("gpt-5.5"));
+    }
+
+    #[test]
+    fn long_context_tiers_serialize_only_when_set() {
+        let plain = serde_json::to_value(ModelPrice::new(1.0, 2.0)).unwrap();
+        assert!(plain.get("long_context").is_none());
+        let tiered =
+            ModelPrice::new(1.0, 2.0).with_long_context(LongContextPrice::new(5, 2.0, 3.0));
+        let json = serde_json::to_value(tiered).unwrap();
+        assert_eq!(json["long_context"]["above_input_tokens"], 5);
+        let back: ModelPrice = serde_json::from_value(json).unwrap();
+        assert_eq!(back, tiered);
     }
 
     #[test]

@@ -187,7 +187,8 @@ impl Recorder {
 
     /// The call's own price wins over the configured table. Without either, nothing is priced
     /// here: the backend prices the event itself (from the provider's reported charge, when
-    /// there is one). A reported charge is the call's total.
+    /// there is one). A reported charge is the call's total. A model the configured table does
+    /// not know is warned about once, so that a cost that reads 0 is noticed.
     fn price(&self, event: &mut Event) {
         let (provider, model, usage, cache_tokens_in_input, price, cost) = match event {
             Event::Generation(g) => (
@@ -213,7 +214,7 @@ impl Recorder {
                 .inner
                 .pricing
                 .as_ref()
-                .and_then(|table| table.price_for(model).copied());
+                .and_then(|table| table.price_or_warn(model).copied());
         }
         if let Some(price) = price {
             let accounting = CacheAccounting::for_call(provider, model, cache_tokens_in_input);

@@ -15,6 +15,28 @@
 //! send them; a prompt becomes `$ai_prompt_name` and `$ai_prompt_version`. Exposures are
 //! `$feature_flag_called` and exceptions `$exception` events: plain PostHog events, which the
 //! AI-only capture lanes refuse, so send them to `/batch/`.
+//!
+//! Alerts ([`Event::Alert`]) have no PostHog event of their own, so they are sent as the custom
+//! events [`ALERT_EVENT`] (`llm_alert`) and [`ALERT_CLEARED_EVENT`] (`llm_alert_cleared`):
+//!
+//! | property | value |
+//! |---|---|
+//! | `alert_id` | the same uuid on an alert and the clear that ends it |
+//! | `alert_state` | `raised` or `cleared` |
+//! | `alert_rule` | the rule's name |
+//! | `alert_metric` | `tokens`, `input_tokens`, `output_tokens`, `cached_tokens`, `cost_usd`, `calls`, `errors`, `errors:<kind>`, `error_rate`, `latency_p<N>`, `ttft_p<N>` |
+//! | `alert_condition` | `above` or `unusual` |
+//! | `alert_scope`, `alert_key` | `model`, `provider` or `distinct_id`, and which one |
+//! | `alert_window_seconds` | the rolling window the metric was read over |
+//! | `alert_observed` | the metric over the window (on a clear: when it cleared) |
+//! | `alert_threshold` | what it had to exceed: the threshold, or factor × baseline |
+//! | `alert_baseline`, `alert_factor` | `unusual` rules: the key's mean past window, and the factor |
+//! | `alert_sample_trace_ids` | trace ids of the key's latest calls, newest first |
+//! | `alert_raised_at`, `alert_firing_seconds` | on a clear: when it was raised, for how long |
+//! | `$ai_model` / `$ai_provider` | the key, for model and provider alerts |
+//!
+//! An alert about a distinct id is that person's event; the others are personless. Like
+//! exposures and exceptions, alerts are plain PostHog events, for `/batch/`.
 
 use std::time::Duration;
 
@@ -25,8 +47,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::event::{
-    Embedding, Envelope, Event, EventKind, Exception, Feedback, FlagExposure, Generation, Metric,
-    ModelParameters, SpanRecord,
+    Alert, AlertState, Embedding, Envelope, Event, EventKind, Exception, Feedback, FlagExposure,
+    Generation, Metric, ModelParameters, SpanRecord,
 };
 use crate::flags::{Flag, FlagSnapshot};
 use crate::pricing::Cost;
@@ -123,9 +145,20 @@ pub fn capture_event(event: &Event) -> CaptureEvent<'_> {
     CaptureEvent { event }
 }
 
+/// The custom event an alert is sent as when it is raised.
+pub const ALERT_EVENT: &str = "llm_alert";
+/// The custom event that follows [`ALERT_EVENT`] when the alert's condition ends.
+pub const ALERT_CLEARED_EVENT: &str = "llm_alert_cleared";
+
 /// PostHog's name for `event`: `$ai_generation`, `$ai_embedding`, `$ai_span`, `$ai_trace`,
-/// `$ai_feedback` or `$ai_metric`.
+/// `$ai_feedback`, `$ai_metric`, or for alerts [`ALERT_EVENT`] and [`ALERT_CLEARED_EVENT`].
 pub fn event_name(event: &Event) -> &'static str {
+    if let Event::Alert(alert) = event {
+        return match alert.state {
+            AlertState::Raised => ALERT_EVENT,
+            AlertState::Cleared => ALERT_CLEARED_EVENT,
+        };
+    }
     match event.kind() {
         EventKind::Generation => "$ai_generation",
         EventKind::Embedding => "$ai_embedding",
@@ -135,6 +168,7 @@ pub fn event_name(event: &Event) -> &'static str {
         EventKind::Metric => "$ai_metric",
         EventKind::FlagExposure => "$feature_flag_called",
         EventKind::Exception => "$exception",
+        EventKind::Alert => ALERT_EVENT,
     }
 }
 
@@ -195,6 +229,7 @@ impl Serialize for Properties<'_> {
         match self.event {
             Event::FlagExposure(exposure) => return write_exposure(out, exposure),
             Event::Exception(exception) => return write_exception(out, exception, self.trace_id),
+            Event::Alert(alert) => return write_alert(out, alert),
             _ => write_envelope(&mut out, envelope, self.trace_id)?,
         }
         let error = match self.event {
@@ -218,7 +253,7 @@ impl Serialize for Properties<'_> {
                 write_metric(&mut out, metric)?;
                 None
             }
-            Event::FlagExposure(_) | Event::Exception(_) => None,
+            Event::FlagExposure(_) | Event::Exception(_) | Event::Alert(_) => None,
         };
         let personless = envelope.distinct_id.is_none();
         for (key, value) in &envelope.properties {
@@ -628,6 +663,50 @@ fn write_metric<M: SerializeMap>(
         Value::String(text) => out.put("$ai_metric_value", text),
         other => out.put("$ai_metric_value", &DisplayStr(other)),
     }
+}
+
+/// An alert is no trace: the library, groups and flags of a plain event, its own `alert_*`
+/// properties, then the custom ones. Like exposures and exceptions it is a plain PostHog
+/// event, for `/batch/`.
+fn write_alert<M: SerializeMap>(
+    mut out: PropertyWriter<'_, M>,
+    alert: &Alert,
+) -> Result<M::Ok, M::Error> {
+    let envelope = &alert.envelope;
+    write_plain_envelope(&mut out, envelope)?;
+    if envelope.distinct_id.is_none() {
+        out.map.serialize_entry(PERSON_PROFILE, &false)?;
+    }
+    out.put("alert_id", &alert.alert_id.hyphenated())?;
+    out.put("alert_state", alert.state.as_str())?;
+    out.put("alert_rule", &alert.rule)?;
+    out.put("alert_metric", &alert.metric)?;
+    out.put("alert_condition", &alert.condition)?;
+    out.put("alert_scope", &alert.scope)?;
+    out.put("alert_key", &alert.key)?;
+    out.put("alert_window_seconds", &seconds(alert.window))?;
+    out.put("alert_observed", &alert.observed)?;
+    out.put_some(
+        "alert_threshold",
+        alert.threshold.is_finite().then_some(alert.threshold),
+    )?;
+    out.put_some("alert_baseline", alert.baseline)?;
+    out.put_some("alert_factor", alert.factor)?;
+    out.put("alert_sample_trace_ids", &alert.sample_trace_ids)?;
+    if alert.state == AlertState::Cleared {
+        out.put(
+            "alert_raised_at",
+            &DisplayStr(humantime::format_rfc3339_micros(alert.raised_at)),
+        )?;
+        out.put_some("alert_firing_seconds", alert.firing_for.map(seconds))?;
+    }
+    match alert.scope.as_str() {
+        "model" => out.put("$ai_model", &alert.key)?,
+        "provider" => out.put("$ai_provider", &alert.key)?,
+        _ => {}
+    }
+    write_custom(&mut out, envelope)?;
+    out.map.end()
 }
 
 fn seconds(duration: Duration) -> f64 {

@@ -74,8 +74,11 @@ pub(crate) fn prepare(event: &mut Event) -> bool {
             }
         }
         Event::Metric(metric) => changed |= cut_nesting(&mut metric.value, 1),
-        Event::Embedding(_) | Event::Feedback(_) | Event::FlagExposure(_) | Event::Exception(_) => {
-        }
+        Event::Embedding(_)
+        | Event::Feedback(_)
+        | Event::FlagExposure(_)
+        | Event::Exception(_)
+        | Event::Alert(_) => {}
     }
     changed
 }

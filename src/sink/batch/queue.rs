@@ -313,6 +313,14 @@ pub(crate) fn weight(event: &Event) -> usize {
         Event::Exception(exception) => {
             bytes += 512 + exception.model.as_ref().map_or(0, String::len);
         }
+        Event::Alert(alert) => {
+            bytes += 512 + alert.rule.len() + alert.key.len() + alert.metric.len();
+            bytes += alert
+                .sample_trace_ids
+                .iter()
+                .map(|id| id.len() + 8)
+                .sum::<usize>();
+        }
     }
     bytes
 }

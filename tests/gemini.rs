@@ -316,3 +316,197 @@ async fn embeddings_use_embed_content_for_one_text_and_batch_for_many() {
     // Gemini reports no token counts for embeddings: none is sent.
     assert_eq!(props.get("$ai_input_tokens"), None);
 }
+
+#[tokio::test]
+async fn a_tool_round_trip_with_an_image_and_the_generation_config_is_sent_exactly() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"functionCall": {"id": "fc-7", "name": "get_weather", "args": {"city": "Rome"}}}
+            ]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 80, "candidatesTokenCount": 6, "totalTokenCount": 86},
+            "modelVersion": "gemini-2.5-flash", "responseId": "resp-tools"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = InMemorySink::new();
+    let model = TracedModel::new(gemini(&server.uri()), sink.clone());
+    let request = request()
+        .message(Message::assistant_tool_calls([
+            traced_llm::types::ToolCall::new("get_weather", "get_weather", r#"{"city":"Paris"}"#),
+        ]))
+        .message(Message::tool_result("get_weather", r#"{"sky":"clear"}"#))
+        .message(Message::user("And where this was taken?").with_part(
+            traced_llm::types::ContentPart::image_base64("image/jpeg", "/9j/4AAQ"),
+        ))
+        .temperature(0.4)
+        .top_p(0.95)
+        .extra("topK", 32)
+        .max_tokens(256)
+        .stop("END")
+        .stop("STOP HERE")
+        .seed(1234)
+        .response_format(traced_llm::types::ResponseFormat::JsonObject)
+        .extra(
+            "responseSchema",
+            json!({"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}),
+        );
+    let response = model.chat(&request).await.unwrap();
+    assert_eq!(
+        response.tool_calls().collect::<Vec<_>>(),
+        vec![&traced_llm::types::ToolCall::new(
+            "fc-7",
+            "get_weather",
+            r#"{"city":"Rome"}"#
+        )]
+    );
+
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(
+        sent,
+        json!({
+            "contents": [
+                {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"sky": "clear"}}}]},
+                {"role": "user", "parts": [
+                    {"text": "And where this was taken?"},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4AAQ"}},
+                ]},
+            ],
+            "systemInstruction": {"parts": [{"text": "Be terse."}]},
+            "tools": [{"functionDeclarations": [{
+                "name": "get_weather",
+                "description": "Current weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }]}],
+            "generationConfig": {
+                "temperature": 0.4,
+                "topP": 0.95,
+                "maxOutputTokens": 256,
+                "stopSequences": ["END", "STOP HERE"],
+                "seed": 1234,
+                "responseMimeType": "application/json",
+                "topK": 32,
+                "responseSchema": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}},
+            },
+        })
+    );
+
+    let props = properties(&sink);
+    assert_eq!(props["$ai_completion_id"], "resp-tools");
+    assert_eq!(props["$ai_stop_reason"], "STOP");
+    assert_eq!(props["$ai_input_tokens"], 80);
+    assert_eq!(props["$ai_output_tokens"], 6);
+    assert_eq!(
+        props["$ai_output_choices"],
+        json!([{"role": "assistant", "content": [{"type": "function", "id": "fc-7",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]}])
+    );
+}
+
+#[tokio::test]
+async fn finish_reasons_are_the_stop_reason_and_a_safety_stop_is_no_error() {
+    for reason in [
+        "MAX_TOKENS",
+        "SAFETY",
+        "RECITATION",
+        "MALFORMED_FUNCTION_CALL",
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": "Partly"}]},
+                    "finishReason": reason, "index": 0,
+                    "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "LOW"}]}],
+                "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 1, "totalTokenCount": 6}
+            })))
+            .mount(&server)
+            .await;
+        let server_stream = SseServer::start(vec![Reply::sse().data_events([
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Partly"}]}}]}"#,
+            &format!(
+                r#"{{"candidates":[{{"content":{{"role":"model","parts":[{{"text":""}}]}},"finishReason":"{reason}"}}],"usageMetadata":{{"promptTokenCount":5,"candidatesTokenCount":1}}}}"#
+            ),
+        ])])
+        .await;
+        for (base, streamed) in [
+            (server.uri(), false),
+            (server_stream.url().to_owned(), true),
+        ] {
+            let sink = InMemorySink::new();
+            let model = TracedModel::new(gemini(&base), sink.clone());
+            let response = if streamed {
+                model
+                    .chat_stream(&request())
+                    .await
+                    .unwrap()
+                    .collect_response()
+                    .await
+                    .unwrap()
+            } else {
+                model.chat(&request()).await.unwrap()
+            };
+            assert_eq!(response.text(), "Partly");
+            assert_eq!(response.finish_reason.as_deref(), Some(reason));
+            let props = properties(&sink);
+            assert_eq!(props["$ai_stop_reason"], reason, "streamed {streamed}");
+            assert_eq!(props["$ai_is_error"], false);
+            assert_eq!(props["$ai_input_tokens"], 5);
+            assert_eq!(props["$ai_output_tokens"], 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn from_env_reads_gemini_then_google_api_key_and_the_base_url() {
+    // The only test of this binary that touches these variables.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .mount(&server)
+        .await;
+    std::env::remove_var("GEMINI_API_KEY");
+    std::env::remove_var("GOOGLE_API_KEY");
+    std::env::set_var("GEMINI_BASE_URL", format!("{}/v1beta", server.uri()));
+    let err = Gemini::from_env().unwrap_err();
+    assert!(err.is_builder());
+    assert!(err.to_string().contains("GEMINI_API_KEY"), "{err}");
+
+    std::env::set_var("GOOGLE_API_KEY", "AIza-google");
+    let from_google = Gemini::from_env().unwrap();
+    std::env::set_var("GEMINI_API_KEY", "AIza-gemini");
+    let from_gemini = Gemini::from_env().unwrap();
+    std::env::remove_var("GEMINI_API_KEY");
+    std::env::remove_var("GOOGLE_API_KEY");
+    std::env::remove_var("GEMINI_BASE_URL");
+    assert_eq!(from_google.base_url(), format!("{}/v1beta", server.uri()));
+    let debug = format!("{from_google:?} {from_gemini:?}");
+    assert!(
+        !debug.contains("AIza-google") && !debug.contains("AIza-gemini"),
+        "{debug}"
+    );
+
+    from_google.chat(&request()).await.unwrap();
+    from_gemini.chat(&request()).await.unwrap();
+    let sent = server.received_requests().await.unwrap();
+    let keys: Vec<_> = sent
+        .iter()
+        .map(|request| {
+            request
+                .headers
+                .get("x-goog-api-key")
+                .unwrap()
+                .to_str()
+                .unwrap()
+        })
+        .collect();
+    // GEMINI_API_KEY wins when both are set.
+    assert_eq!(keys, ["AIza-google", "AIza-gemini"]);
+}

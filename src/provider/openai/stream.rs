@@ -633,6 +633,42 @@ mod tests {
     }
 
     #[test]
+    fn sixty_thousand_distinct_tool_call_indexes_each_stay_one_call() {
+        // A map lookup per fragment, in the decoder and in the accumulator: one pass, however
+        // many indexes. Correctness only; no clock.
+        const CALLS: usize = 60_000;
+        let opens: Vec<String> = (0..CALLS)
+            .map(|index| {
+                format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"id":"call_{index}","function":{{"name":"f","arguments":"{{\"n\":"}}}}]}}}}]}}"#
+                )
+            })
+            .collect();
+        let closes: Vec<String> = (0..CALLS)
+            .rev()
+            .map(|index| {
+                format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"id":"call_{index}","function":{{"arguments":"{index}}}"}}}}]}}}}]}}"#
+                )
+            })
+            .collect();
+        let datas: Vec<&str> = opens.iter().chain(&closes).map(String::as_str).collect();
+        let (events, last) = decode_all(&datas);
+        assert!(last.is_ok());
+        let mut accumulator = crate::types::StreamAccumulator::new();
+        for event in &events {
+            accumulator.observe(event);
+        }
+        let response = accumulator.into_response();
+        let calls: Vec<_> = response.tool_calls().collect();
+        assert_eq!(calls.len(), CALLS);
+        for (index, call) in calls.iter().enumerate() {
+            assert_eq!(call.id, format!("call_{index}"));
+            assert_eq!(call.arguments, format!(r#"{{"n":{index}}}"#));
+        }
+    }
+
+    #[test]
     fn annotations_and_citations_count_one_web_search() {
         let (events, _) = decode_all(&[
             r#"{"choices":[{"delta":{"content":"See","annotations":[{"type":"url_citation","url_citation":{"url":"https://example.com"}}]}}]}"#,

@@ -5,8 +5,8 @@
 //!
 //! ```sh
 //! GEMINI_API_KEY=... cargo run --example gemini
-//! # a Gemini-compatible server, e.g. a local one:
-//! GEMINI_API_KEY=unused GEMINI_BASE_URL=http://127.0.0.1:8080/v1beta cargo run --example gemini
+//! # a Gemini-compatible server, e.g. a local one (a bare host gets `/v1beta`):
+//! GEMINI_API_KEY=unused GEMINI_BASE_URL=http://127.0.0.1:8080 cargo run --example gemini
 //! ```
 
 #[path = "support/sink.rs"]

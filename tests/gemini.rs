@@ -510,3 +510,47 @@ async fn from_env_reads_gemini_then_google_api_key_and_the_base_url() {
     // GEMINI_API_KEY wins when both are set.
     assert_eq!(keys, ["AIza-google", "AIza-gemini"]);
 }
+
+#[tokio::test]
+async fn a_base_url_that_is_only_a_host_gets_the_api_version() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/proxy/models/gemini-2.5-flash:generateContent"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(ANSWER, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = InMemorySink::new();
+    for base in [
+        format!("{}/", server.uri()),
+        format!("{}/proxy", server.uri()),
+    ] {
+        let model = Gemini::builder()
+            .api_key(KEY)
+            .base_url(base)
+            .build()
+            .unwrap();
+        TracedModel::new(model, sink.clone())
+            .chat(&request())
+            .await
+            .unwrap();
+    }
+    let shown: Vec<_> = sink
+        .events()
+        .iter()
+        .map(|event| capture_event(event).to_json()["properties"]["$ai_base_url"].clone())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            format!("{}/v1beta", server.uri()),
+            format!("{}/proxy", server.uri())
+        ]
+    );
+}

@@ -52,7 +52,9 @@ pub use self::anthropic::{
     DEFAULT_MAX_TOKENS,
 };
 #[cfg(feature = "gemini")]
-pub use self::gemini::{Gemini, GeminiBuilder, DEFAULT_GEMINI_BASE_URL};
+pub use self::gemini::{
+    Gemini, GeminiBuilder, DEFAULT_GEMINI_API_VERSION, DEFAULT_GEMINI_BASE_URL,
+};
 #[cfg(feature = "openai")]
 pub use self::openai::{OpenAi, OpenAiBuilder, DEFAULT_OPENAI_BASE_URL};
 #[cfg(feature = "openai")]

@@ -4,19 +4,28 @@ use std::fmt;
 use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, HeaderName};
+use reqwest::Url;
 
 use super::{Gemini, Inner};
 use crate::provider::transport::{http_setters, secret_header, Defaults, HttpOptions, Transport};
 use crate::util::env;
 use crate::util::secret::Secret;
+use crate::util::url::BaseUrl;
 use crate::Result;
 
 /// The Gemini API, where [`Gemini::from_env`] goes unless `GEMINI_BASE_URL` says otherwise.
 pub const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 
+/// The API version a base URL without a path gets, as Google's own SDKs add it to a host.
+pub const DEFAULT_GEMINI_API_VERSION: &str = "v1beta";
+
 /// Builds a [`Gemini`] value. Setters never fail; the first invalid input comes back from
 /// [`build`](GeminiBuilder::build). Precedence: what the code sets, then the environment
 /// (`GEMINI_API_KEY`, else `GOOGLE_API_KEY`; `GEMINI_BASE_URL`), then the defaults.
+///
+/// A base URL with a path is used as given (`http://127.0.0.1:8080/v1beta`); one that is only
+/// a host (`http://127.0.0.1:8080`) gets [`DEFAULT_GEMINI_API_VERSION`] appended, since that is
+/// how Google's SDKs read a base URL and what a server that mimics Google's paths expects.
 ///
 /// ```
 /// use traced_llm::provider::Gemini;
@@ -48,7 +57,7 @@ impl GeminiBuilder {
         /// error this provider returns.
         api_key;
         /// The base URL that `/models/{model}:generateContent` and the other methods are
-        /// appended to, e.g. `http://127.0.0.1:8080/v1beta`.
+        /// appended to, e.g. `http://127.0.0.1:8080/v1beta`; a bare host gets `/v1beta`.
         base_url;
         /// The provider name reported as `$ai_provider` (`gemini` by default).
         provider;
@@ -69,12 +78,17 @@ impl GeminiBuilder {
                 .or_else(|| env::var("GOOGLE_API_KEY"))
                 .map(Secret::new);
         }
-        let options = self.http.resolve(&Defaults {
+        let mut options = self.http.resolve(&Defaults {
             provider: "gemini",
             base_url: DEFAULT_GEMINI_BASE_URL,
             api_key_env: Some("GEMINI_API_KEY"),
             base_url_env: Some("GEMINI_BASE_URL"),
         })?;
+        let bare_host = Url::parse(options.base_url.as_str()).is_ok_and(|url| url.path() == "/");
+        if bare_host {
+            let versioned = format!("{}/{DEFAULT_GEMINI_API_VERSION}", options.base_url.as_str());
+            options.base_url = BaseUrl::parse(&versioned, "base url")?;
+        }
         let api_key = options.require_api_key()?;
         let mut headers = HeaderMap::new();
         headers.insert(

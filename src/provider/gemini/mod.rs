@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use reqwest::Url;
 
-pub use self::builder::{GeminiBuilder, DEFAULT_GEMINI_BASE_URL};
+pub use self::builder::{GeminiBuilder, DEFAULT_GEMINI_API_VERSION, DEFAULT_GEMINI_BASE_URL};
 pub(crate) use self::stream::GeminiDecoder;
 use self::wire::{BatchEmbedBody, EmbedAnswer, EmbedBody, GenerateBody, GenerateResponse};
 use super::transport::Transport;
@@ -57,7 +57,8 @@ struct Inner {
 
 impl Gemini {
     /// Gemini with the key from `GEMINI_API_KEY` (else `GOOGLE_API_KEY`) and the base URL from
-    /// `GEMINI_BASE_URL` ([`DEFAULT_GEMINI_BASE_URL`] when unset).
+    /// `GEMINI_BASE_URL` ([`DEFAULT_GEMINI_BASE_URL`] when unset; a bare host gets
+    /// [`DEFAULT_GEMINI_API_VERSION`] appended).
     ///
     /// # Errors
     /// [`Error::is_builder`] when neither key variable is set or `GEMINI_BASE_URL` is

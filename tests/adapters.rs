@@ -128,6 +128,35 @@ async fn async_openai_streams_ask_for_usage_and_are_recorded_once() {
 }
 
 #[tokio::test]
+async fn async_openai_streams_that_do_not_ask_for_usage_leave_the_tokens_out() {
+    // What the server sends when nobody asked for `include_usage`: no usage chunk.
+    let chunks = [
+        r#"{"id":"chatcmpl-n","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
+        r#"{"id":"chatcmpl-n","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ];
+    let server = SseServer::start(vec![Reply::sse().data_events(chunks)]).await;
+    let sink = InMemorySink::new();
+    let mut stream = client(server.url(), &sink)
+        .chat()
+        .create_stream(chat_request())
+        .await
+        .unwrap();
+    while let Some(chunk) = stream.next().await {
+        chunk.unwrap();
+    }
+    assert_eq!(server.requests()[0].json().get("stream_options"), None);
+    let events = sink.events();
+    assert_eq!(events.len(), 1);
+    let props = properties(&events[0]);
+    // Unknown, not zero: PostHog shows an unknown cost rather than $0.
+    assert_eq!(props.get("$ai_input_tokens"), None);
+    assert_eq!(props.get("$ai_output_tokens"), None);
+    assert_eq!(props["$ai_stop_reason"], "stop");
+    assert_eq!(props["$ai_is_error"], false);
+}
+
+#[tokio::test]
 async fn async_openai_errors_and_embeddings_are_recorded() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

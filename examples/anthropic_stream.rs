@@ -1,6 +1,7 @@
 //! A streamed call to Anthropic, or to any server speaking its Messages API, traced.
 //!
-//! The model's text goes to stderr; the PostHog event, one JSON line, to stdout. Input, cache
+//! The model's text goes to stderr. The event goes to PostHog when `POSTHOG_API_KEY` is set
+//! (`POSTHOG_HOST` honoured) and is printed as a JSON line on stdout otherwise. Input, cache
 //! and output tokens are merged from `message_start` and `message_delta`.
 //!
 //! ```sh
@@ -9,16 +10,18 @@
 //! ANTHROPIC_API_KEY=unused ANTHROPIC_BASE_URL=http://127.0.0.1:8080 cargo run --example anthropic_stream
 //! ```
 
+#[path = "support/sink.rs"]
+mod support;
+
 use std::time::Duration;
 
 use traced_llm::provider::Anthropic;
-use traced_llm::sink::JsonlSink;
 use traced_llm::{ChatRequest, LlmModel, Message, StreamEvent, TracedModel};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANTHROPIC_API_KEY is required; ANTHROPIC_BASE_URL defaults to https://api.anthropic.com.
-    let model = TracedModel::new(Anthropic::from_env()?, JsonlSink::stdout());
+    let model = TracedModel::new(Anthropic::from_env()?, support::sink_from_env()?);
     let name = std::env::var("ANTHROPIC_MODEL").unwrap_or_else(|_| "claude-haiku-4-5".to_owned());
     let request = ChatRequest::new(name)
         .message(Message::system("Answer in one short sentence."))
@@ -26,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_tokens(300);
 
     let outcome = run(&model, &request).await;
-    model.flush(Duration::from_secs(5)).await?;
+    // Deliver the events before the process exits.
+    model.shutdown(Duration::from_secs(5)).await?;
     outcome
 }
 

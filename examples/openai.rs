@@ -1,6 +1,7 @@
 //! One plain call and one streamed call to OpenAI, or to any OpenAI-compatible server, traced.
 //!
-//! The model's text goes to stderr; the PostHog events, one JSON line per call, to stdout.
+//! The model's text goes to stderr. The events go to PostHog when `POSTHOG_API_KEY` is set
+//! (`POSTHOG_HOST` honoured) and are printed as JSON lines on stdout otherwise.
 //!
 //! ```sh
 //! OPENAI_API_KEY=sk-... cargo run --example openai
@@ -9,16 +10,18 @@
 //!     cargo run --example openai
 //! ```
 
+#[path = "support/sink.rs"]
+mod support;
+
 use std::time::Duration;
 
 use traced_llm::provider::OpenAi;
-use traced_llm::sink::JsonlSink;
 use traced_llm::{ChatRequest, LlmModel, Message, StreamEvent, TracedModel};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // OPENAI_API_KEY is required; OPENAI_BASE_URL defaults to https://api.openai.com/v1.
-    let model = TracedModel::new(OpenAi::from_env()?, JsonlSink::stdout());
+    let model = TracedModel::new(OpenAi::from_env()?, support::sink_from_env()?);
     let name = std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".to_owned());
     let request = ChatRequest::new(name)
         .message(Message::system("Answer in one short sentence."))
@@ -26,8 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_tokens(200);
 
     let outcome = run(&model, &request).await;
-    // Events are written as calls end; flush before exit all the same.
-    model.flush(Duration::from_secs(5)).await?;
+    // Deliver the events before the process exits.
+    model.shutdown(Duration::from_secs(5)).await?;
     outcome
 }
 

@@ -183,7 +183,7 @@ impl Error {
 
     /// Sets the type and code a provider's error body stated, when it stated them.
     #[must_use]
-    #[cfg(any(feature = "openai", feature = "anthropic"))]
+    #[cfg(feature = "__transport")]
     pub(crate) fn with_api_fields(
         mut self,
         error_type: Option<String>,
@@ -198,7 +198,7 @@ impl Error {
     /// provider's type and code, and the text of its cause) with `[redacted]`. Providers call it
     /// with their own key, because error bodies sometimes echo it back.
     #[must_use]
-    #[cfg(any(test, feature = "openai", feature = "anthropic"))]
+    #[cfg(any(test, feature = "__transport"))]
     pub(crate) fn redact_secret(mut self, secret: &str) -> Self {
         let secret = secret.trim();
         if secret.is_empty() {
@@ -417,7 +417,7 @@ impl fmt::Display for Error {
 }
 
 /// What stands in for a secret in any text.
-#[cfg(any(test, feature = "openai", feature = "anthropic"))]
+#[cfg(any(test, feature = "__transport"))]
 const REDACTED: &str = "[redacted]";
 
 /// `error` and its causes, joined with `: `.

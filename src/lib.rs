@@ -3,6 +3,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "async-openai", feature = "rig"))]
+pub mod adapters;
 mod error;
 pub mod event;
 pub mod flags;
@@ -13,7 +15,7 @@ pub mod monitor;
 pub mod otel;
 pub mod posthog;
 pub mod pricing;
-#[cfg(any(feature = "openai", feature = "anthropic"))]
+#[cfg(any(feature = "openai", feature = "anthropic", feature = "gemini"))]
 pub mod provider;
 pub mod record;
 pub mod redact;

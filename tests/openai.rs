@@ -73,6 +73,11 @@ fn expected_events() -> Vec<StreamEvent> {
             id: Some("chatcmpl-123".into()),
             model: Some("gpt-4o-2024-08-06".into()),
         },
+        // Streams carry the fingerprint too, as non-streamed answers do.
+        StreamEvent::Metadata {
+            key: "system_fingerprint".into(),
+            value: "fp_44709d6fcb".into(),
+        },
         StreamEvent::text("Checking"),
         StreamEvent::text(" now."),
         StreamEvent::ToolCallDelta {

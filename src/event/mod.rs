@@ -476,17 +476,30 @@ impl Generation {
         self.error.is_some()
     }
 
-    /// The configured cost, else an estimate from [`PriceTable::builtin`] for local sinks and
+    /// The configured cost, else what the provider said the call cost
+    /// ([`Usage::cost_usd`]), else an estimate from [`PriceTable::builtin`] for local sinks and
     /// tests. Computed on demand, so the caller's path never pays for it.
     pub fn estimated_cost(&self) -> Option<Cost> {
-        self.cost.or_else(|| {
-            PriceTable::builtin().cost(
-                &self.provider,
-                &self.model,
-                &self.usage,
-                self.cache_tokens_in_input,
-            )
-        })
+        if self.cost.is_some() {
+            return self.cost;
+        }
+        let estimate = PriceTable::builtin().cost(
+            &self.provider,
+            &self.model,
+            &self.usage,
+            !self.cache_reporting_exclusive(),
+        );
+        match self.usage.cost_usd {
+            Some(total) => Some(Cost::reported(total, estimate)),
+            None => estimate,
+        }
+    }
+
+    /// Whether this call's cache tokens are counted apart from its input tokens: the provider
+    /// says so ([`Generation::cache_tokens_in_input`] is `false`), or the counts show it
+    /// ([`Usage::counts_cache_apart`]).
+    pub fn cache_reporting_exclusive(&self) -> bool {
+        !self.cache_tokens_in_input || self.usage.counts_cache_apart()
     }
 
     /// The text of the answer, joined.

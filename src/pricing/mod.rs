@@ -39,6 +39,8 @@ const ANTHROPIC_CACHE_WRITE_FACTOR: f64 = 1.25;
 const DEFAULT_CACHE_READ_FACTOR: f64 = 0.5;
 /// Cache write without an explicit rate, other models: the plain input price.
 const DEFAULT_CACHE_WRITE_FACTOR: f64 = 1.0;
+/// Anthropic's 1-hour cache write: twice the input price (the 5-minute write is 1.25 ×).
+const ANTHROPIC_CACHE_WRITE_1H_FACTOR: f64 = 2.0;
 
 /// What one model costs, in USD per million tokens.
 ///
@@ -158,14 +160,26 @@ impl ModelPrice {
         };
         let read_rate = rates.cache_read.unwrap_or(rates.input * read_factor);
         let write_rate = rates.cache_write.unwrap_or(rates.input * write_factor);
+        // Writes to Anthropic's 1-hour cache cost more than to its 5-minute one.
+        let write_1h = usage
+            .cache_creation_1h_input_tokens
+            .unwrap_or(0)
+            .min(cache_write);
+        let write_1h_rate = if accounting.anthropic_rates {
+            rates.input * ANTHROPIC_CACHE_WRITE_1H_FACTOR
+        } else {
+            write_rate
+        };
 
         let uncached = if accounting.cache_tokens_in_input {
             input.saturating_sub(cache_read.saturating_add(cache_write))
         } else {
             input
         };
-        let input_usd =
-            usd(uncached, rates.input) + usd(cache_read, read_rate) + usd(cache_write, write_rate);
+        let input_usd = usd(uncached, rates.input)
+            + usd(cache_read, read_rate)
+            + usd(cache_write - write_1h, write_rate)
+            + usd(write_1h, write_1h_rate);
         Cost::new(input_usd, usd(output, rates.output))
     }
 }
@@ -352,6 +366,26 @@ impl Cost {
             input_usd,
             output_usd,
             total_usd: input_usd + output_usd,
+        }
+    }
+
+    /// The charge a provider reported (`total_usd`), split between input and output as this
+    /// estimate splits it (all input without an estimate).
+    pub(crate) fn reported(total_usd: f64, estimate: Option<Cost>) -> Self {
+        match estimate {
+            Some(estimate) if estimate.total_usd > 0.0 => {
+                let scale = total_usd / estimate.total_usd;
+                Self {
+                    input_usd: estimate.input_usd * scale,
+                    output_usd: estimate.output_usd * scale,
+                    total_usd,
+                }
+            }
+            _ => Self {
+                input_usd: total_usd,
+                output_usd: 0.0,
+                total_usd,
+            },
         }
     }
 }

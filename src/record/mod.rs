@@ -53,7 +53,7 @@ pub use self::scope::SpanScope;
 pub use self::stream::TracedStream;
 
 use crate::event::{Event, Exception};
-use crate::pricing::{CacheAccounting, PriceTable};
+use crate::pricing::{CacheAccounting, Cost, PriceTable};
 use crate::redact::{redact_event, Redactor};
 use crate::sink::{NoopSink, Sink, SinkError};
 use crate::trace::Tracer;
@@ -186,15 +186,16 @@ impl Recorder {
     }
 
     /// The call's own price wins over the configured table. Without either, nothing is priced
-    /// here: the backend prices the event itself. A model the configured table does not know
-    /// is warned about once, so that a cost that reads 0 is noticed.
+    /// here: the backend prices the event itself (from the provider's reported charge, when
+    /// there is one). A reported charge is the call's total. A model the configured table does
+    /// not know is warned about once, so that a cost that reads 0 is noticed.
     fn price(&self, event: &mut Event) {
         let (provider, model, usage, cache_tokens_in_input, price, cost) = match event {
             Event::Generation(g) => (
                 &g.provider,
                 &g.model,
                 &g.usage,
-                g.cache_tokens_in_input,
+                !g.cache_reporting_exclusive(),
                 &mut g.price,
                 &mut g.cost,
             ),
@@ -218,6 +219,10 @@ impl Recorder {
         if let Some(price) = price {
             let accounting = CacheAccounting::for_call(provider, model, cache_tokens_in_input);
             *cost = Some(price.cost(usage, accounting));
+        }
+        // What the provider says it charged is the bill; the prices only split it.
+        if let (Some(total), Some(priced)) = (usage.cost_usd, *cost) {
+            *cost = Some(Cost::reported(total, Some(priced)));
         }
     }
 }

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -49,6 +50,15 @@ pub enum StreamEvent {
     Finish {
         /// The reason (`stop`, `end_turn`, `tool_calls`, ...).
         reason: String,
+    },
+    /// A fact the provider reported beside the answer (`system_fingerprint`, the
+    /// `stop_sequence` that ended it, ...): it lands in [`ChatResponse::metadata`], as it does
+    /// for an answer that was not streamed.
+    Metadata {
+        /// The fact's name.
+        key: String,
+        /// Its value.
+        value: serde_json::Value,
     },
 }
 
@@ -237,10 +247,14 @@ pub struct StreamAccumulator {
     skip_content: bool,
     text: String,
     tool_calls: Vec<PartialToolCall>,
+    /// The call each index is being assembled into: one lookup per fragment, however many
+    /// calls the answer has.
+    open_calls: HashMap<usize, usize>,
     usage: Usage,
     finish: Option<String>,
     id: Option<String>,
     model: Option<String>,
+    metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -293,21 +307,37 @@ impl StreamAccumulator {
                     self.model.clone_from(model);
                 }
             }
+            StreamEvent::Metadata { key, value } => {
+                self.metadata.insert(key.clone(), value.clone());
+            }
             StreamEvent::ReasoningDelta { .. } => {}
         }
     }
 
+    /// Folds a tool-call fragment into the call its index is assembling. A fragment that
+    /// names an id other than the one its index already has starts a new call on that index:
+    /// Ollama numbers every call of an answer 0.
     fn tool_call(&mut self, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) {
-        let position = match self.tool_calls.iter().position(|call| call.index == index) {
-            Some(position) => position,
-            None => {
+        let current = self.open_calls.get(&index).copied();
+        let position = match current {
+            Some(position)
+                if id.is_none_or(|id| {
+                    let open = &self.tool_calls[position].id;
+                    open.is_empty() || open == id
+                }) =>
+            {
+                position
+            }
+            _ => {
                 self.tool_calls.push(PartialToolCall {
                     index,
                     id: String::new(),
                     name: String::new(),
                     arguments: String::new(),
                 });
-                self.tool_calls.len() - 1
+                let position = self.tool_calls.len() - 1;
+                self.open_calls.insert(index, position);
+                position
             }
         };
         // The id and name arrive once, on the first piece; a server that repeats them on later
@@ -334,8 +364,8 @@ impl StreamAccumulator {
             model: self.model.take(),
             finish_reason: self.finish.take(),
             usage: self.usage,
+            metadata: std::mem::take(&mut self.metadata),
             content: self.into_content(),
-            ..ChatResponse::default()
         }
     }
 
@@ -345,6 +375,7 @@ impl StreamAccumulator {
         if !self.text.is_empty() {
             parts.push(ContentPart::Text { text: self.text });
         }
+        // Stable: calls that share an index stay in the order they came.
         self.tool_calls.sort_by_key(|call| call.index);
         parts.extend(self.tool_calls.into_iter().map(|call| {
             ContentPart::ToolCall(ToolCall {
@@ -354,5 +385,72 @@ impl StreamAccumulator {
             })
         }));
         parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) -> StreamEvent {
+        StreamEvent::ToolCallDelta {
+            index,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: arguments.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_new_id_on_a_used_index_starts_a_new_call() {
+        let mut accumulator = StreamAccumulator::new();
+        for event in [
+            call(0, Some("call_a"), Some("weather"), "{\"city\":"),
+            call(0, None, None, "\"Paris\"}"),
+            call(0, Some("call_b"), Some("weather"), "{\"city\":\"Rome\"}"),
+            // A repeat of the open call's id continues it.
+            call(0, Some("call_b"), None, ""),
+        ] {
+            accumulator.observe(&event);
+        }
+        let calls: Vec<_> = accumulator.into_response().tool_calls().cloned().collect();
+        assert_eq!(
+            calls,
+            vec![
+                ToolCall::new("call_a", "weather", r#"{"city":"Paris"}"#),
+                ToolCall::new("call_b", "weather", r#"{"city":"Rome"}"#),
+            ]
+        );
+        for call in &calls {
+            call.parsed_arguments().expect("valid json");
+        }
+    }
+
+    #[test]
+    fn many_distinct_indexes_assemble_in_one_pass() {
+        // With a linear lookup per fragment this is 10^10 comparisons; with one map lookup it
+        // is a blink.
+        const CALLS: usize = 100_000;
+        let mut accumulator = StreamAccumulator::new();
+        for index in (0..CALLS).rev() {
+            accumulator.observe(&call(index, Some("c"), Some("f"), "{"));
+        }
+        for index in 0..CALLS {
+            accumulator.observe(&call(index, None, None, "}"));
+        }
+        let response = accumulator.into_response();
+        assert_eq!(response.tool_calls().count(), CALLS);
+        assert!(response.tool_calls().all(|call| call.arguments == "{}"));
+    }
+
+    #[test]
+    fn stream_metadata_lands_in_the_response() {
+        let mut accumulator = StreamAccumulator::new();
+        accumulator.observe(&StreamEvent::Metadata {
+            key: "system_fingerprint".into(),
+            value: "fp_9".into(),
+        });
+        let response = accumulator.into_response();
+        assert_eq!(response.metadata["system_fingerprint"], "fp_9");
     }
 }

@@ -500,17 +500,27 @@ fn write_generation<M: SerializeMap>(
         "$ai_output_choices",
         &generation.output.as_deref().map(OutputChoices),
     )?;
-    out.put("$ai_input_tokens", &usage.input_tokens.unwrap_or(0))?;
-    out.put("$ai_output_tokens", &usage.output_tokens.unwrap_or(0))?;
+    // Counts the provider did not report are left out: "unknown", not 0.
+    out.put_some("$ai_input_tokens", usage.input_tokens)?;
+    out.put_some("$ai_output_tokens", output_tokens(generation))?;
     out.put_some("$ai_cache_read_input_tokens", usage.cache_read_input_tokens)?;
     out.put_some(
         "$ai_cache_creation_input_tokens",
         usage.cache_creation_input_tokens,
     )?;
+    if let Some((five_minutes, one_hour)) = cache_creation_by_ttl(usage) {
+        // PostHog bills the split only when both keys are there.
+        out.put("$ai_cache_creation_5m_input_tokens", &five_minutes)?;
+        out.put("$ai_cache_creation_1h_input_tokens", &one_hour)?;
+    }
     out.put_some("$ai_reasoning_tokens", usage.reasoning_tokens)?;
+    out.put_some(
+        "$ai_web_search_count",
+        usage.web_search_count.filter(|count| *count > 0),
+    )?;
     out.put(
         "$ai_cache_reporting_exclusive",
-        &!generation.cache_tokens_in_input,
+        &generation.cache_reporting_exclusive(),
     )?;
     out.put("$ai_latency", &seconds(generation.latency))?;
     out.put_some(
@@ -532,7 +542,66 @@ fn write_generation<M: SerializeMap>(
         EXCEPTION_LINK,
         generation.exception_id.map(uuid::Uuid::hyphenated),
     )?;
-    write_cost(out, generation.cost)
+    match (generation.cost, usage.cost_usd) {
+        // The provider's charge alone: PostHog keeps a total it is given and splits it itself.
+        (None, Some(total)) => out.put("$ai_total_cost_usd", &total),
+        (cost, _) => write_cost(out, cost),
+    }
+}
+
+/// `$ai_output_tokens`. The crate's count includes reasoning; PostHog adds `$ai_reasoning_tokens`
+/// back for the Gemini models whose thoughts Google reports apart (2.5 and 3), so for those the
+/// reasoning is taken out here and the bill PostHog computes is the one Google sends.
+fn output_tokens(generation: &Generation) -> Option<u64> {
+    let output = generation.usage.output_tokens?;
+    match generation.usage.reasoning_tokens {
+        Some(reasoning) if posthog_adds_reasoning(&generation.model) => {
+            Some(output.saturating_sub(reasoning))
+        }
+        _ => Some(output),
+    }
+}
+
+/// Whether PostHog's cost step adds the reasoning tokens to the output tokens for `model`:
+/// names starting `gemini-2.5-`, `gemini-3-` or `gemini-3.<n>-`, in any case.
+fn posthog_adds_reasoning(model: &str) -> bool {
+    fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        let head = text.get(..prefix.len())?;
+        head.eq_ignore_ascii_case(prefix)
+            .then(|| &text[prefix.len()..])
+    }
+    if strip_prefix_ci(model, "gemini-2.5-").is_some() {
+        return true;
+    }
+    let Some(rest) = strip_prefix_ci(model, "gemini-3") else {
+        return false;
+    };
+    let rest = match rest.strip_prefix('.') {
+        Some(minor) => {
+            let digits = minor.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return false;
+            }
+            &minor[digits..]
+        }
+        None => rest,
+    };
+    rest.starts_with('-')
+}
+
+/// The 5-minute and 1-hour parts of the cache writes, when the provider split them; a part it
+/// left out is what the total leaves for it.
+fn cache_creation_by_ttl(usage: &crate::types::Usage) -> Option<(u64, u64)> {
+    let total = usage.cache_creation_input_tokens;
+    match (
+        usage.cache_creation_5m_input_tokens,
+        usage.cache_creation_1h_input_tokens,
+    ) {
+        (None, None) => None,
+        (Some(five), Some(one)) => Some((five, one)),
+        (Some(five), None) => Some((five, total.unwrap_or(five).saturating_sub(five))),
+        (None, Some(one)) => Some((total.unwrap_or(one).saturating_sub(one), one)),
+    }
 }
 
 /// Only cost from the user's own prices is on an event: PostHog keeps cost it is given, so an
@@ -557,10 +626,7 @@ fn write_embedding<M: SerializeMap>(
     out.put("$ai_provider", &embedding.provider)?;
     out.put("$ai_base_url", &embedding.base_url)?;
     out.put(INPUT, &embedding.input)?;
-    out.put(
-        "$ai_input_tokens",
-        &embedding.usage.input_tokens.unwrap_or(0),
-    )?;
+    out.put_some("$ai_input_tokens", embedding.usage.input_tokens)?;
     out.put("$ai_latency", &seconds(embedding.latency))?;
     out.map
         .serialize_entry(HTTP_STATUS, &embedding.http_status)?;

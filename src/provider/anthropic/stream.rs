@@ -6,7 +6,7 @@
 //! a value. Tool arguments are streamed as `partial_json` fragments and checked at the block's
 //! end.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -96,12 +96,12 @@ enum BlockDelta {
 #[derive(Debug, Deserialize)]
 struct MessageDeltaBody {
     stop_reason: Option<String>,
+    stop_sequence: Option<String>,
 }
 
 /// A `tool_use` block being streamed.
 #[derive(Debug)]
 struct OpenTool {
-    index: usize,
     name: String,
     arguments: String,
 }
@@ -109,7 +109,8 @@ struct OpenTool {
 /// The state of one Anthropic stream.
 #[derive(Debug, Default)]
 pub(crate) struct AnthropicDecoder {
-    tools: Vec<OpenTool>,
+    /// Open `tool_use` blocks by content-block index: one lookup per fragment.
+    tools: HashMap<usize, OpenTool>,
     stopped: bool,
     events: usize,
 }
@@ -152,11 +153,13 @@ impl Decoder for AnthropicDecoder {
                     out.push_back(StreamEvent::ReasoningDelta { text: thinking });
                 }
                 BlockStart::ToolUse { id, name } => {
-                    self.tools.push(OpenTool {
+                    self.tools.insert(
                         index,
-                        name: name.clone().unwrap_or_default(),
-                        arguments: String::new(),
-                    });
+                        OpenTool {
+                            name: name.clone().unwrap_or_default(),
+                            arguments: String::new(),
+                        },
+                    );
                     out.push_back(StreamEvent::ToolCallDelta {
                         index,
                         id,
@@ -175,7 +178,7 @@ impl Decoder for AnthropicDecoder {
                 }
                 BlockDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                     // Fragments of server tools' blocks (not `tool_use`) are not the caller's.
-                    if let Some(tool) = self.tools.iter_mut().find(|tool| tool.index == index) {
+                    if let Some(tool) = self.tools.get_mut(&index) {
                         tool.arguments.push_str(&partial_json);
                         out.push_back(StreamEvent::ToolCallDelta {
                             index,
@@ -188,8 +191,7 @@ impl Decoder for AnthropicDecoder {
                 _ => {}
             },
             Event::ContentBlockStop { index } => {
-                if let Some(position) = self.tools.iter().position(|tool| tool.index == index) {
-                    let tool = self.tools.swap_remove(position);
+                if let Some(tool) = self.tools.remove(&index) {
                     if tool.arguments.trim().is_empty() {
                         // A tool without arguments: `{}`, so the call's arguments are JSON.
                         out.push_back(StreamEvent::ToolCallDelta {
@@ -210,12 +212,19 @@ impl Decoder for AnthropicDecoder {
                 }
             }
             Event::MessageDelta { delta, usage } => {
-                if let Some(reason) = delta
-                    .and_then(|delta| delta.stop_reason)
-                    .filter(|reason| !reason.is_empty())
-                {
+                let (reason, sequence) = match delta {
+                    Some(delta) => (delta.stop_reason, delta.stop_sequence),
+                    None => (None, None),
+                };
+                if let Some(reason) = reason.filter(|reason| !reason.is_empty()) {
                     self.stopped = true;
                     out.push_back(StreamEvent::Finish { reason });
+                }
+                if let Some(sequence) = sequence {
+                    out.push_back(StreamEvent::Metadata {
+                        key: "stop_sequence".to_owned(),
+                        value: sequence.into(),
+                    });
                 }
                 if let Some(usage) = usage {
                     let usage = usage.to_usage();
@@ -307,5 +316,38 @@ mod tests {
     fn a_body_cut_before_the_stop_reason_is_an_error() {
         let mut decoder = AnthropicDecoder::default();
         assert!(decoder.end_without_marker().unwrap_err().is_stream());
+    }
+
+    #[test]
+    fn ttl_split_web_searches_and_stop_sequence_are_read() {
+        let mut decoder = AnthropicDecoder::default();
+        let mut out = VecDeque::new();
+        for data in [
+            r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4-5","usage":{"input_tokens":12,"cache_creation_input_tokens":700,"cache_read_input_tokens":50,"cache_creation":{"ephemeral_5m_input_tokens":300,"ephemeral_1h_input_tokens":400},"output_tokens":1}}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"usage":{"output_tokens":20,"server_tool_use":{"web_search_requests":2}}}"#,
+        ] {
+            decoder.decode("message", data, &mut out).unwrap();
+        }
+        let events: Vec<_> = out.into_iter().collect();
+        assert_eq!(
+            events[1],
+            StreamEvent::Usage(
+                Usage::default()
+                    .with_input(12)
+                    .with_cache_read(50)
+                    .with_cache_creation_ttl(300, 400)
+            )
+        );
+        assert_eq!(
+            &events[2..],
+            &[
+                StreamEvent::finish("stop_sequence"),
+                StreamEvent::Metadata {
+                    key: "stop_sequence".into(),
+                    value: "END".into()
+                },
+                StreamEvent::Usage(Usage::default().with_output(20).with_web_searches(2)),
+            ]
+        );
     }
 }

@@ -230,7 +230,8 @@ impl Serialize for WireImage<'_> {
     }
 }
 
-/// `usage` as the Messages API states it, in answers, `message_start` and `message_delta`.
+/// `usage` as the Messages API states it, in answers, `message_start` and `message_delta`:
+/// cache writes split by cache lifetime in `cache_creation`, server tools in `server_tool_use`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
     #[serde(default, deserialize_with = "lenient_count")]
@@ -241,15 +242,44 @@ pub(crate) struct WireUsage {
     pub(crate) cache_read_input_tokens: Option<u64>,
     #[serde(default, deserialize_with = "lenient_count")]
     pub(crate) cache_creation_input_tokens: Option<u64>,
+    cache_creation: Option<CacheCreation>,
+    server_tool_use: Option<ServerToolUse>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CacheCreation {
+    #[serde(default, deserialize_with = "lenient_count")]
+    ephemeral_5m_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    ephemeral_1h_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ServerToolUse {
+    #[serde(default, deserialize_with = "lenient_count")]
+    web_search_requests: Option<u64>,
 }
 
 impl WireUsage {
     pub(crate) fn to_usage(&self) -> Usage {
+        let ttl = self.cache_creation.as_ref();
+        let five_minutes = ttl.and_then(|ttl| ttl.ephemeral_5m_input_tokens);
+        let one_hour = ttl.and_then(|ttl| ttl.ephemeral_1h_input_tokens);
+        let split = match (five_minutes, one_hour) {
+            (None, None) => None,
+            (five, one) => Some(five.unwrap_or(0).saturating_add(one.unwrap_or(0))),
+        };
         Usage {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cache_read_input_tokens: self.cache_read_input_tokens,
-            cache_creation_input_tokens: self.cache_creation_input_tokens,
+            cache_creation_input_tokens: self.cache_creation_input_tokens.or(split),
+            cache_creation_5m_input_tokens: five_minutes,
+            cache_creation_1h_input_tokens: one_hour,
+            web_search_count: self
+                .server_tool_use
+                .as_ref()
+                .and_then(|tools| tools.web_search_requests),
             ..Usage::default()
         }
     }

@@ -7,7 +7,10 @@ use reqwest::header::{HeaderMap, HeaderName, AUTHORIZATION};
 
 use super::wire::MaxTokensField;
 use super::{Inner, OpenAi};
-use crate::provider::transport::{http_setters, secret_header, Defaults, HttpOptions, Transport};
+use crate::provider::transport::{
+    http_setters, secret_header, Defaults, HttpOptions, Resolved, Transport,
+};
+use crate::provider::OpenAiResponses;
 use crate::util::secret::Secret;
 use crate::{Error, Result};
 
@@ -116,6 +119,58 @@ impl OpenAiBuilder {
     /// URL is malformed (or `https` in a build without the `rustls` or `native-tls` feature),
     /// a header is invalid, or the HTTP client cannot be built.
     pub fn build(self) -> Result<OpenAi> {
+        let max_completion_tokens = self.max_completion_tokens;
+        let parts = self.parts()?;
+        let chat_url = parts
+            .options
+            .base_url
+            .join("/chat/completions", &parts.query())?;
+        let embeddings_url = parts.options.base_url.join("/embeddings", &parts.query())?;
+        let official = parts.azure || chat_url.host_str() == Some("api.openai.com");
+        let max_tokens_field = if max_completion_tokens.unwrap_or(official) {
+            MaxTokensField::MaxCompletionTokens
+        } else {
+            MaxTokensField::MaxTokens
+        };
+        Ok(OpenAi {
+            inner: Arc::new(Inner {
+                transport: Transport::new(parts.options, parts.headers)?,
+                chat_url,
+                embeddings_url,
+                max_tokens_field,
+            }),
+        })
+    }
+
+    /// Checks the settings and builds a client of the Responses API (`/responses`) with them;
+    /// see [`OpenAiResponses`]. For Azure, the deployment URL given to [`OpenAi::azure`] names
+    /// the resource: calls go to `https://{resource}.openai.azure.com/openai/responses` with the
+    /// same `api-version`, and the request's model is the deployment.
+    ///
+    /// # Errors
+    /// As [`build`](OpenAiBuilder::build).
+    pub fn build_responses(self) -> Result<OpenAiResponses> {
+        let parts = self.parts()?;
+        let base = parts.options.base_url.as_str();
+        let responses_url = match base.find("/openai/deployments/") {
+            // Azure's Responses route is the resource's, not the deployment's.
+            Some(at) if parts.azure => {
+                let root =
+                    crate::util::url::BaseUrl::parse(&base[..at + "/openai".len()], "base url")?;
+                root.join("/responses", &parts.query())?
+            }
+            _ => parts.options.base_url.join("/responses", &parts.query())?,
+        };
+        let embeddings_url = parts.options.base_url.join("/embeddings", &parts.query())?;
+        Ok(OpenAiResponses::new(
+            Transport::new(parts.options, parts.headers)?,
+            responses_url,
+            embeddings_url,
+        ))
+    }
+
+    /// The resolved options, the auth headers and the query of the flavor.
+    fn parts(self) -> Result<Parts> {
         let is_openai = matches!(self.flavor, Flavor::OpenAi);
         let options = self.http.resolve(&Defaults {
             provider: "openai",
@@ -126,45 +181,51 @@ impl OpenAiBuilder {
         })?;
 
         let mut headers = HeaderMap::new();
-        let query: Vec<(&str, &str)> = match &self.flavor {
-            Flavor::Azure { api_version } => {
+        let mut api_version = None;
+        match self.flavor {
+            Flavor::Azure {
+                api_version: version,
+            } => {
                 let key = options.require_api_key()?;
                 headers.insert(HeaderName::from_static("api-key"), secret_header("", key)?);
-                if api_version.trim().is_empty() {
+                if version.trim().is_empty() {
                     return Err(Error::builder("azure needs an api version"));
                 }
-                vec![("api-version", api_version.as_str())]
+                api_version = Some(version);
             }
             Flavor::OpenAi => {
                 let key = options.require_api_key()?;
                 headers.insert(AUTHORIZATION, secret_header("Bearer ", key)?);
-                Vec::new()
             }
             Flavor::Compatible => {
                 if let Some(key) = &options.api_key {
                     headers.insert(AUTHORIZATION, secret_header("Bearer ", key)?);
                 }
-                Vec::new()
             }
-        };
-
-        let chat_url = options.base_url.join("/chat/completions", &query)?;
-        let embeddings_url = options.base_url.join("/embeddings", &query)?;
-        let official = matches!(self.flavor, Flavor::Azure { .. })
-            || chat_url.host_str() == Some("api.openai.com");
-        let max_tokens_field = if self.max_completion_tokens.unwrap_or(official) {
-            MaxTokensField::MaxCompletionTokens
-        } else {
-            MaxTokensField::MaxTokens
-        };
-        Ok(OpenAi {
-            inner: Arc::new(Inner {
-                transport: Transport::new(options, headers)?,
-                chat_url,
-                embeddings_url,
-                max_tokens_field,
-            }),
+        }
+        Ok(Parts {
+            azure: api_version.is_some(),
+            options,
+            headers,
+            api_version,
         })
+    }
+}
+
+/// What every API of the builder shares.
+struct Parts {
+    options: Resolved,
+    headers: HeaderMap,
+    azure: bool,
+    api_version: Option<String>,
+}
+
+impl Parts {
+    fn query(&self) -> Vec<(&str, &str)> {
+        match &self.api_version {
+            Some(version) => vec![("api-version", version.as_str())],
+            None => Vec::new(),
+        }
     }
 }
 

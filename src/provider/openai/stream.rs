@@ -5,17 +5,17 @@
 //! `finish_reason: ""` from compatible servers are read as "nothing said".
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::wire::WireUsage;
+use super::wire::{WireUsage, XGroq};
 use crate::provider::transport::sse::{Decoder, Flow};
 use crate::provider::transport::stream_api_error;
-use crate::types::StreamEvent;
+use crate::types::{StreamEvent, Usage};
 use crate::{Error, Result};
 
 // Strings borrow from the chunk where they can: a chunk is parsed on every token, so the
@@ -30,8 +30,51 @@ struct Chunk<'a> {
     #[serde(borrow)]
     choices: Option<FirstChoice<'a>>,
     usage: Option<WireUsage>,
+    #[serde(borrow)]
+    system_fingerprint: Option<Cow<'a, str>>,
+    /// Groq can send the usage only here, on the last chunk.
+    x_groq: Option<XGroq>,
+    /// Perplexity's sources.
+    citations: Option<IgnoredList>,
     /// Some servers (OpenRouter, vLLM) report a failure inside the stream.
     error: Option<serde_json::Value>,
+}
+
+/// Whether a list (annotations, citations) has entries, without keeping them.
+#[derive(Debug, Default)]
+struct IgnoredList(bool);
+
+impl<'de> Deserialize<'de> for IgnoredList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Count;
+        impl<'de> Visitor<'de> for Count {
+            type Value = IgnoredList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut any = false;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    any = true;
+                }
+                Ok(IgnoredList(any))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(IgnoredList(false))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IgnoredList(false))
+            }
+        }
+        deserializer.deserialize_any(Count)
+    }
 }
 
 /// The first of the `choices` (`n > 1` is not modelled); the others are skipped unread.
@@ -70,7 +113,7 @@ struct ChunkChoice<'a> {
 #[derive(Debug, Deserialize)]
 struct Delta<'a> {
     #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<DeltaContent<'a>>,
     /// DeepSeek, vLLM and llama.cpp name the reasoning `reasoning_content`.
     #[serde(borrow)]
     reasoning_content: Option<Cow<'a, str>>,
@@ -80,6 +123,120 @@ struct Delta<'a> {
     #[serde(borrow)]
     refusal: Option<Cow<'a, str>>,
     tool_calls: Option<Vec<ToolCallChunk>>,
+    /// The search models' `url_citation`s.
+    annotations: Option<IgnoredList>,
+}
+
+/// `delta.content`: a string, or (Mistral's reasoning models) a list of typed parts, `thinking`
+/// parts (whose `thinking` is a string or a list of text parts) and `text` parts.
+#[derive(Debug, Default)]
+struct DeltaContent<'a> {
+    text: Option<Cow<'a, str>>,
+    thinking: Option<String>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for DeltaContent<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Content<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Content<'a> {
+            type Value = DeltaContent<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of content parts")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(DeltaContent {
+                    text: Some(Cow::Borrowed(text)),
+                    thinking: None,
+                })
+            }
+            fn visit_str<E>(self, text: &str) -> std::result::Result<Self::Value, E> {
+                Ok(DeltaContent {
+                    text: Some(Cow::Owned(text.to_owned())),
+                    thinking: None,
+                })
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(DeltaContent::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut text = String::new();
+                let mut thinking = String::new();
+                while let Some(part) = seq.next_element::<ContentPartChunk>()? {
+                    match part.kind.as_deref() {
+                        Some("thinking") | Some("reasoning") => {
+                            part.thinking.append_to(&mut thinking);
+                            part.text.append_to(&mut thinking);
+                        }
+                        Some("text") | None => part.text.append_to(&mut text),
+                        // Images, references and whatever comes next are not text.
+                        Some(_) => {}
+                    }
+                }
+                Ok(DeltaContent {
+                    text: (!text.is_empty()).then_some(Cow::Owned(text)),
+                    thinking: (!thinking.is_empty()).then_some(thinking),
+                })
+            }
+        }
+        deserializer.deserialize_any(Content(PhantomData))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ContentPartChunk {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    text: TextOrParts,
+    #[serde(default)]
+    thinking: TextOrParts,
+}
+
+/// A string, or a list of `{"type": "text", "text": …}` parts (nested at most this once).
+#[derive(Debug, Default)]
+struct TextOrParts(String);
+
+impl TextOrParts {
+    fn append_to(&self, out: &mut String) {
+        out.push_str(&self.0);
+    }
+}
+
+impl<'de> Deserialize<'de> for TextOrParts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Part {
+            #[serde(default)]
+            text: Option<String>,
+        }
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = TextOrParts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of text parts")
+            }
+            fn visit_str<E>(self, text: &str) -> std::result::Result<Self::Value, E> {
+                Ok(TextOrParts(text.to_owned()))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(TextOrParts::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut text = String::new();
+                while let Some(part) = seq.next_element::<Part>()? {
+                    text.push_str(part.text.as_deref().unwrap_or_default());
+                }
+                Ok(TextOrParts(text))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,42 +256,48 @@ struct FunctionChunk {
 #[derive(Debug, Default)]
 pub(crate) struct OpenAiDecoder {
     sent_metadata: bool,
+    sent_fingerprint: bool,
+    /// A web-search indicator (annotations, citations) was passed on.
+    sent_search: bool,
     /// A finish reason arrived, so a body without `[DONE]` is still a complete answer.
     finished: bool,
     chunks: usize,
     /// The id and name already passed on per tool-call index: some servers repeat them in
-    /// every fragment, and a repeat must not be appended twice.
-    tool_heads: Vec<(usize, Option<String>, Option<String>)>,
+    /// every fragment, and a repeat must not be appended twice. One lookup per fragment.
+    tool_heads: HashMap<usize, ToolHead>,
+}
+
+#[derive(Debug, Default)]
+struct ToolHead {
+    id: Option<String>,
+    name: Option<String>,
 }
 
 impl OpenAiDecoder {
-    /// Drops an id or name that repeats what this index already stated.
+    /// Drops an id or name that repeats what this index already stated. A different id on an
+    /// index starts a new call there (Ollama numbers every call 0), whose name is new too.
     fn first_statement(
         &mut self,
         index: usize,
         id: Option<String>,
         name: Option<String>,
     ) -> (Option<String>, Option<String>) {
-        let position = match self.tool_heads.iter().position(|head| head.0 == index) {
-            Some(position) => position,
-            None => {
-                self.tool_heads.push((index, None, None));
-                self.tool_heads.len() - 1
-            }
-        };
-        let head = &mut self.tool_heads[position];
+        let head = self.tool_heads.entry(index).or_default();
         let id = match id {
-            Some(id) if head.1.as_deref() == Some(id.as_str()) => None,
+            Some(id) if head.id.as_deref() == Some(id.as_str()) => None,
             Some(id) => {
-                head.1 = Some(id.clone());
+                if head.id.is_some() {
+                    head.name = None;
+                }
+                head.id = Some(id.clone());
                 Some(id)
             }
             None => None,
         };
         let name = match name {
-            Some(name) if head.2.as_deref() == Some(name.as_str()) => None,
+            Some(name) if head.name.as_deref() == Some(name.as_str()) => None,
             Some(name) => {
-                head.2 = Some(name.clone());
+                head.name = Some(name.clone());
                 Some(name)
             }
             None => None,
@@ -178,15 +341,28 @@ impl Decoder for OpenAiDecoder {
                 out.push_back(StreamEvent::ResponseMetadata { id, model });
             }
         }
+        if !self.sent_fingerprint {
+            if let Some(fingerprint) = owned(chunk.system_fingerprint) {
+                self.sent_fingerprint = true;
+                out.push_back(StreamEvent::Metadata {
+                    key: "system_fingerprint".to_owned(),
+                    value: fingerprint.into(),
+                });
+            }
+        }
+        let mut searched = chunk.citations.is_some_and(|list| list.0);
         // Only the first choice is followed (`n > 1` is not modelled).
         if let Some(choice) = chunk.choices.and_then(|choices| choices.0) {
             if let Some(delta) = choice.delta {
-                if let Some(text) =
-                    owned(delta.reasoning_content).or_else(|| owned(delta.reasoning))
+                searched |= delta.annotations.is_some_and(|list| list.0);
+                let content = delta.content.unwrap_or_default();
+                if let Some(text) = owned(delta.reasoning_content)
+                    .or_else(|| owned(delta.reasoning))
+                    .or(content.thinking)
                 {
                     out.push_back(StreamEvent::ReasoningDelta { text });
                 }
-                if let Some(text) = owned(delta.content).or_else(|| owned(delta.refusal)) {
+                if let Some(text) = owned(content.text).or_else(|| owned(delta.refusal)) {
                     out.push_back(StreamEvent::TextDelta { text });
                 }
                 for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
@@ -215,7 +391,18 @@ impl Decoder for OpenAiDecoder {
                 out.push_back(StreamEvent::Finish { reason });
             }
         }
-        if let Some(usage) = chunk.usage {
+        if searched && !self.sent_search {
+            // One search at least; a count the usage states later wins.
+            self.sent_search = true;
+            out.push_back(StreamEvent::Usage(Usage {
+                web_search_count: Some(1),
+                ..Usage::default()
+            }));
+        }
+        if let Some(usage) = chunk
+            .usage
+            .or_else(|| chunk.x_groq.and_then(|groq| groq.usage))
+        {
             let usage = usage.to_usage();
             if !usage.is_empty() {
                 out.push_back(StreamEvent::Usage(usage));
@@ -236,7 +423,6 @@ impl Decoder for OpenAiDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Usage;
 
     fn decode_all(datas: &[&str]) -> (Vec<StreamEvent>, Result<Flow>) {
         crate::provider::transport::sse::decode_all(OpenAiDecoder::default(), "message", datas)
@@ -361,6 +547,140 @@ mod tests {
             err.message().starts_with("invalid stream chunk 2 json: "),
             "{}",
             err.message()
+        );
+    }
+
+    #[test]
+    fn groq_usage_in_x_groq_on_the_last_chunk() {
+        let (events, _) = decode_all(&[
+            r#"{"id":"chatcmpl-g","model":"llama-3.3-70b-versatile","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"id":"chatcmpl-g","model":"llama-3.3-70b-versatile","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_01","usage":{"queue_time":0.01,"prompt_tokens":18,"prompt_time":0.002,"completion_tokens":2,"completion_time":0.004,"total_tokens":20,"total_time":0.006}}}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(events.last(), Some(&StreamEvent::Usage(Usage::new(18, 2))));
+    }
+
+    #[test]
+    fn mistral_content_parts_split_thinking_from_text() {
+        let (events, last) = decode_all(&[
+            r#"{"id":"m1","model":"magistral-medium-latest","choices":[{"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Six times seven"}]}]}}]}"#,
+            r#"{"id":"m1","model":"magistral-medium-latest","choices":[{"index":0,"delta":{"content":[{"type":"text","text":"42"}]}}]}"#,
+            r#"{"id":"m1","model":"magistral-medium-latest","choices":[{"index":0,"delta":{"content":"."},"finish_reason":"stop"}]}"#,
+        ]);
+        assert!(last.is_ok());
+        assert_eq!(
+            &events[1..],
+            &[
+                StreamEvent::ReasoningDelta {
+                    text: "Six times seven".into()
+                },
+                StreamEvent::text("42"),
+                StreamEvent::text("."),
+                StreamEvent::finish("stop"),
+            ]
+        );
+    }
+
+    #[test]
+    fn proxy_cache_writes_cost_and_fingerprint_are_read() {
+        let (events, _) = decode_all(&[
+            r#"{"id":"gen-1","model":"anthropic/claude-sonnet-4","system_fingerprint":"fp_1","choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"id":"gen-1","model":"anthropic/claude-sonnet-4","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":2000,"completion_tokens":10,"prompt_tokens_details":{"cached_tokens":1200,"cache_write_tokens":500},"cost":0.00123,"is_byok":false}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":1,"cache_creation_input_tokens":300,"cache_read_input_tokens":40}}"#,
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::ResponseMetadata {
+                    id: Some("gen-1".into()),
+                    model: Some("anthropic/claude-sonnet-4".into())
+                },
+                StreamEvent::Metadata {
+                    key: "system_fingerprint".into(),
+                    value: "fp_1".into()
+                },
+                StreamEvent::text("a"),
+                StreamEvent::Usage(
+                    Usage::new(2000, 10)
+                        .with_cache_read(1200)
+                        .with_cache_creation(500)
+                        .with_cost_usd(0.00123)
+                ),
+                StreamEvent::Usage(
+                    Usage::new(10, 1)
+                        .with_cache_read(40)
+                        .with_cache_creation(300)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_id_on_a_used_index_is_a_new_call_with_its_name() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_b","function":{"name":"weather","arguments":"{\"city\":\"Rome\"}"}}]}}]}"#,
+        ]);
+        assert_eq!(
+            events[1],
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                id: Some("call_b".into()),
+                name: Some("weather".into()),
+                arguments: r#"{"city":"Rome"}"#.into()
+            }
+        );
+    }
+
+    #[test]
+    fn sixty_thousand_distinct_tool_call_indexes_each_stay_one_call() {
+        // A map lookup per fragment, in the decoder and in the accumulator: one pass, however
+        // many indexes. Correctness only; no clock.
+        const CALLS: usize = 60_000;
+        let opens: Vec<String> = (0..CALLS)
+            .map(|index| {
+                format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"id":"call_{index}","function":{{"name":"f","arguments":"{{\"n\":"}}}}]}}}}]}}"#
+                )
+            })
+            .collect();
+        let closes: Vec<String> = (0..CALLS)
+            .rev()
+            .map(|index| {
+                format!(
+                    r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"id":"call_{index}","function":{{"arguments":"{index}}}"}}}}]}}}}]}}"#
+                )
+            })
+            .collect();
+        let datas: Vec<&str> = opens.iter().chain(&closes).map(String::as_str).collect();
+        let (events, last) = decode_all(&datas);
+        assert!(last.is_ok());
+        let mut accumulator = crate::types::StreamAccumulator::new();
+        for event in &events {
+            accumulator.observe(event);
+        }
+        let response = accumulator.into_response();
+        let calls: Vec<_> = response.tool_calls().collect();
+        assert_eq!(calls.len(), CALLS);
+        for (index, call) in calls.iter().enumerate() {
+            assert_eq!(call.id, format!("call_{index}"));
+            assert_eq!(call.arguments, format!(r#"{{"n":{index}}}"#));
+        }
+    }
+
+    #[test]
+    fn annotations_and_citations_count_one_web_search() {
+        let (events, _) = decode_all(&[
+            r#"{"choices":[{"delta":{"content":"See","annotations":[{"type":"url_citation","url_citation":{"url":"https://example.com"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":" this"}}],"citations":["https://example.com"]}"#,
+        ]);
+        let searches: Vec<_> = events
+            .iter()
+            .filter(|event| matches!(event, StreamEvent::Usage(_)))
+            .collect();
+        assert_eq!(
+            searches,
+            vec![&StreamEvent::Usage(Usage::default().with_web_searches(1))]
         );
     }
 }

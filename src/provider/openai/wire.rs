@@ -9,7 +9,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::provider::transport::wire::{lenient_count, Body, Seq, StrMap, ToolSpec};
+use crate::provider::transport::wire::{lenient_count, lenient_usd, Body, Seq, StrMap, ToolSpec};
 use crate::types::{
     ChatRequest, ChatResponse, ContentPart, EmbeddingRequest, EmbeddingResponse, ImageSource,
     Message, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
@@ -350,7 +350,10 @@ impl Serialize for ImageUrl<'_> {
     }
 }
 
-/// `usage` of an answer or a chunk.
+/// `usage` of an answer or a chunk, with what compatible servers add to it: DeepSeek's
+/// `prompt_cache_hit_tokens`, OpenRouter's `prompt_tokens_details.cache_write_tokens` and
+/// `cost`, LiteLLM's top-level `cache_creation_input_tokens` / `cache_read_input_tokens` (and
+/// `cache_creation_tokens` in the details), Anthropic's `server_tool_use` forwarded by proxies.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireUsage {
     #[serde(default, deserialize_with = "lenient_count")]
@@ -362,12 +365,27 @@ pub(crate) struct WireUsage {
     /// DeepSeek's name for cached prompt tokens.
     #[serde(default, deserialize_with = "lenient_count")]
     prompt_cache_hit_tokens: Option<u64>,
+    /// LiteLLM passes Anthropic's cache counts on at the top level.
+    #[serde(default, deserialize_with = "lenient_count")]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    cache_read_input_tokens: Option<u64>,
+    /// OpenRouter: what the call cost, in USD (credits).
+    #[serde(default, deserialize_with = "lenient_usd")]
+    cost: Option<f64>,
+    server_tool_use: Option<ServerToolUse>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct PromptDetails {
     #[serde(default, deserialize_with = "lenient_count")]
     cached_tokens: Option<u64>,
+    /// OpenRouter's cache writes.
+    #[serde(default, deserialize_with = "lenient_count")]
+    cache_write_tokens: Option<u64>,
+    /// LiteLLM's cache writes.
+    #[serde(default, deserialize_with = "lenient_count")]
+    cache_creation_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,20 +394,35 @@ struct CompletionDetails {
     reasoning_tokens: Option<u64>,
 }
 
+/// Server-side tools the provider ran (Anthropic's shape, as proxies forward it).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ServerToolUse {
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub(crate) web_search_requests: Option<u64>,
+}
+
 impl WireUsage {
     pub(crate) fn to_usage(&self) -> Usage {
+        let details = self.prompt_tokens_details.as_ref();
         Usage {
             input_tokens: self.prompt_tokens,
             output_tokens: self.completion_tokens,
-            cache_read_input_tokens: self
-                .prompt_tokens_details
-                .as_ref()
+            cache_read_input_tokens: details
                 .and_then(|details| details.cached_tokens)
-                .or(self.prompt_cache_hit_tokens),
+                .or(self.prompt_cache_hit_tokens)
+                .or(self.cache_read_input_tokens),
+            cache_creation_input_tokens: details
+                .and_then(|details| details.cache_write_tokens.or(details.cache_creation_tokens))
+                .or(self.cache_creation_input_tokens),
             reasoning_tokens: self
                 .completion_tokens_details
                 .as_ref()
                 .and_then(|details| details.reasoning_tokens),
+            web_search_count: self
+                .server_tool_use
+                .as_ref()
+                .and_then(|tools| tools.web_search_requests),
+            cost_usd: self.cost,
             ..Usage::default()
         }
     }
@@ -404,6 +437,16 @@ pub(crate) struct Completion {
     choices: Option<Vec<Choice>>,
     usage: Option<WireUsage>,
     system_fingerprint: Option<String>,
+    /// Groq can state the usage here only.
+    x_groq: Option<XGroq>,
+    /// Perplexity's sources: the answer searched the web.
+    citations: Option<Value>,
+}
+
+/// Groq's own block, on answers and on the last chunk of a stream.
+#[derive(Debug, Deserialize)]
+pub(crate) struct XGroq {
+    pub(crate) usage: Option<WireUsage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,6 +460,16 @@ struct AnswerMessage {
     content: Option<Value>,
     refusal: Option<String>,
     tool_calls: Option<Vec<AnswerToolCall>>,
+    /// `url_citation`s of the search models: the answer searched the web.
+    annotations: Option<Value>,
+}
+
+/// Whether a list (annotations, citations) has an entry: PostHog's SDKs count such an answer
+/// as one web search when the provider states no count.
+pub(crate) fn lists_something(value: Option<&Value>) -> bool {
+    value
+        .and_then(Value::as_array)
+        .is_some_and(|items| !items.is_empty())
 }
 
 #[derive(Debug, Deserialize)]
@@ -434,18 +487,32 @@ struct AnswerFunction {
 impl Completion {
     /// The first choice as the neutral response (`n > 1` is not modelled).
     pub(crate) fn into_response(self) -> ChatResponse {
+        let usage = self
+            .usage
+            .or_else(|| self.x_groq.and_then(|groq| groq.usage))
+            .map(|usage| usage.to_usage())
+            .unwrap_or_default();
         let mut response = ChatResponse {
             id: self.id,
             model: self.model,
-            usage: self.usage.map(|usage| usage.to_usage()).unwrap_or_default(),
+            usage,
             ..ChatResponse::default()
         };
+        let cited = lists_something(self.citations.as_ref());
         if let Some(fingerprint) = self.system_fingerprint.filter(|f| !f.is_empty()) {
             response
                 .metadata
                 .insert("system_fingerprint".into(), fingerprint.into());
         }
-        let Some(choice) = self.choices.unwrap_or_default().into_iter().next() else {
+        let choice = self.choices.unwrap_or_default().into_iter().next();
+        let annotated = choice
+            .as_ref()
+            .and_then(|choice| choice.message.as_ref())
+            .is_some_and(|message| lists_something(message.annotations.as_ref()));
+        if (cited || annotated) && response.usage.web_search_count.is_none() {
+            response.usage.web_search_count = Some(1);
+        }
+        let Some(choice) = choice else {
             return response;
         };
         response.finish_reason = choice.finish_reason.filter(|reason| !reason.is_empty());
@@ -454,9 +521,15 @@ impl Completion {
         };
         let text = match message.content {
             Some(Value::String(text)) => text,
-            // Some servers send content as an array of text parts.
+            // Some servers send content as an array of typed parts (Mistral: `thinking` parts,
+            // then `text` parts); only the text is the answer.
             Some(Value::Array(parts)) => parts
                 .iter()
+                .filter(|part| {
+                    part.get("type")
+                        .and_then(Value::as_str)
+                        .is_none_or(|kind| kind == "text")
+                })
                 .filter_map(|part| part.get("text").and_then(Value::as_str))
                 .collect(),
             _ => String::new(),

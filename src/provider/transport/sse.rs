@@ -23,8 +23,12 @@ use super::error::ErrorScope;
 use crate::types::{ChatStream, StreamEvent};
 use crate::{Error, Result};
 
-/// A line longer than this is not an event stream a model would send.
+/// A line longer than this is not an event stream a model would send. The limit holds however
+/// the line's bytes were split across reads.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// The `data` of one event (its lines joined) may not exceed this either: an endless run of
+/// `data:` lines with no blank line after them is refused, not held.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Whether the provider said its answer is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +115,9 @@ impl Framer {
             }
         }
         while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            if self.partial.len() + end > MAX_LINE_BYTES {
+                return Err(line_too_long());
+            }
             let flow = if self.partial.is_empty() {
                 self.line(&bytes[..end], on_event)?
             } else {
@@ -138,7 +145,7 @@ impl Framer {
             }
         }
         if self.partial.len() + bytes.len() > MAX_LINE_BYTES {
-            return Err(Error::decode("an event stream line exceeds 16 MiB"));
+            return Err(line_too_long());
         }
         self.partial.extend_from_slice(bytes);
         Ok(Flow::Continue)
@@ -199,6 +206,9 @@ impl Framer {
         };
         match field {
             "data" => {
+                if self.data.len() + value.len() >= MAX_EVENT_BYTES {
+                    return Err(Error::decode("an event stream event exceeds 16 MiB"));
+                }
                 self.data.push_str(value);
                 self.data.push('\n');
                 self.has_data = true;
@@ -212,6 +222,10 @@ impl Framer {
         }
         Ok(Flow::Continue)
     }
+}
+
+fn line_too_long() -> Error {
+    Error::decode("an event stream line exceeds 16 MiB")
 }
 
 pin_project! {
@@ -377,6 +391,50 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.is_decode());
+    }
+
+    /// What feeding `body` in pieces of `size` bytes ends with.
+    fn feed_all(body: &[u8], size: usize) -> Result<Flow> {
+        let mut framer = Framer::default();
+        let mut on_event = |_: &str, _: &str| Ok(Flow::Continue);
+        for piece in body.chunks(size) {
+            framer.feed(piece, &mut on_event)?;
+        }
+        framer.finish(&mut on_event)
+    }
+
+    #[test]
+    fn a_line_over_the_limit_fails_however_the_reads_split() {
+        let mut body = b"data: ".to_vec();
+        body.resize(MAX_LINE_BYTES + 10, b'a');
+        body.extend_from_slice(b"\n\n");
+        for size in [body.len(), MAX_LINE_BYTES / 2, 64 * 1024, 4096 + 7] {
+            let err = feed_all(&body, size).unwrap_err();
+            assert!(err.is_decode(), "pieces of {size}");
+            assert_eq!(err.message(), "an event stream line exceeds 16 MiB");
+        }
+        // Just under the limit, in one read or many, is a line like any other.
+        let mut body = b"data: ".to_vec();
+        body.resize(MAX_LINE_BYTES - 10, b'a');
+        body.extend_from_slice(b"\n");
+        for size in [body.len(), 64 * 1024] {
+            assert!(feed_all(&body, size).is_ok(), "pieces of {size}");
+        }
+    }
+
+    #[test]
+    fn an_event_without_its_blank_line_is_bounded() {
+        // 4,097 data lines of 4 KiB and no blank line: over 16 MiB in one event.
+        let line = format!("data: {}\n", "b".repeat(4096));
+        let body = line.repeat(4097);
+        for size in [body.len(), 64 * 1024, 1000] {
+            let err = feed_all(body.as_bytes(), size).unwrap_err();
+            assert!(err.is_decode(), "pieces of {size}");
+            assert_eq!(err.message(), "an event stream event exceeds 16 MiB");
+        }
+        // The same lines as separate events are fine.
+        let body = format!("data: {}\n\n", "b".repeat(4096)).repeat(4097);
+        assert!(feed_all(body.as_bytes(), 64 * 1024).is_ok());
     }
 
     /// Fails on every event, quoting its data.

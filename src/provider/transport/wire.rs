@@ -4,6 +4,12 @@
 //! Bodies are serialized straight from the borrowed request through `Serialize` impls, with no
 //! `serde_json::Value` tree in between.
 
+// Each provider uses some of these; a build with one provider leaves the others' unused.
+#![cfg_attr(
+    not(all(feature = "openai", feature = "anthropic", feature = "gemini")),
+    allow(dead_code)
+)]
+
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
@@ -147,6 +153,21 @@ where
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
     })
+}
+
+/// An amount in USD as servers write it: a number, or a number in a string. Anything else, or
+/// a negative or non-finite amount, reads as "not stated".
+pub(crate) fn lenient_usd<'de, D>(deserializer: D) -> std::result::Result<Option<f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    let amount = match Value::deserialize(deserializer)? {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    Ok(amount.filter(|usd: &f64| usd.is_finite() && *usd >= 0.0))
 }
 
 #[cfg(test)]

@@ -593,6 +593,12 @@ mod tests {
         assert_eq!(config.ai_url.password(), Some("host-password"));
         let shown = format!("{config:?}");
         assert!(!shown.contains("host-password"), "{shown}");
+        let sink = keyed()
+            .host("http://user:host-password@127.0.0.1:9/ingest")
+            .build()
+            .unwrap();
+        assert_eq!(sink.url(), "http://127.0.0.1:9/ingest/batch/");
+        assert_eq!(sink.ai_url(), "http://127.0.0.1:9/ingest/i/v0/ai/batch/");
 
         let error = error_of(keyed().host("https://ph.example.com/?token=query-secret"));
         assert!(!error.contains("query-secret"), "{error}");

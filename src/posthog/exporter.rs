@@ -26,6 +26,7 @@ use crate::sink::batch::stats::add;
 use crate::sink::batch::{Counters, DropCause, Dropped, ExportResult, Exporter};
 use crate::util::http::{build_client, ClientSettings, Failure};
 use crate::util::secret::Secret;
+use crate::util::url::display;
 
 const LOG_TARGET: &str = "traced_llm::posthog";
 /// The longest server reason handed on.
@@ -54,7 +55,7 @@ pub(crate) struct PosthogExporter {
 impl fmt::Debug for PosthogExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PosthogExporter")
-            .field("url", &self.batch_url.as_str())
+            .field("url", &display(self.batch_url.as_str()))
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }

@@ -22,6 +22,7 @@ use crate::sink::batch::processor::{Closed, StartError};
 use crate::sink::batch::stats::add;
 use crate::sink::batch::{BatchConfig, BatchProcessor, Counters, SpoolConfig};
 use crate::sink::{Sink, SinkError};
+use crate::util::url::display;
 
 /// Sends events to PostHog's LLM analytics in gzipped batches, from a background thread, and
 /// holds them through PostHog's outages.
@@ -226,17 +227,20 @@ impl PosthogSink {
         SinkStats::from_counters(&self.handle.counters)
     }
 
-    /// The URL of the `/batch/` route.
-    pub fn url(&self) -> &str {
-        self.handle.config.batch_url.as_str()
+    /// The URL of the `/batch/` route, as logs may show it: without the user info a host may
+    /// carry.
+    pub fn url(&self) -> String {
+        display(self.handle.config.batch_url.as_str())
     }
 
     /// The URL of the AI route, where `$ai_*` events go with [`Endpoint::Auto`] (the default)
     /// until the server shows it has none.
     ///
+    /// Shown without user info, like [`url`](Self::url).
+    ///
     /// [`Endpoint::Auto`]: super::Endpoint::Auto
-    pub fn ai_url(&self) -> &str {
-        self.handle.config.ai_url.as_str()
+    pub fn ai_url(&self) -> String {
+        display(self.handle.config.ai_url.as_str())
     }
 }
 

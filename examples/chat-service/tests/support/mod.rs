@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;

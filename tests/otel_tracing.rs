@@ -3,7 +3,7 @@
 
 mod support;
 
-use opentelemetry::trace::{SpanId, TracerProvider as _};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SpanData;
 use support::otel::{span_attributes, Otel};
 use traced_llm::otel::{span_id_for, trace_id_for};
@@ -109,32 +109,59 @@ async fn calls_nest_under_the_request_span_without_context_activation() {
 }
 
 #[tokio::test]
-async fn a_trace_the_caller_named_links_to_the_request_span_instead() {
+async fn a_trace_the_caller_named_nests_under_the_request_span_and_names_the_conversation() {
     let otel = Otel::new();
     let _subscriber = subscriber(&otel, true);
-    let model = TracedModel::new(answers(1), otel.sink());
+    let events = InMemorySink::new();
+    let model = TracedModel::new(
+        answers(2),
+        Fanout::new().with(events.clone()).with(otel.sink()),
+    );
     let request_span = tracing::info_span!("POST /chat");
-    model
-        .chat(&ask("Hi").context(CallContext::new().trace_id("conversation_7f3a")))
-        .instrument(request_span.clone())
-        .await
-        .unwrap();
+    async {
+        // A chat route's call: the conversation id is PostHog's trace id.
+        let context = CallContext::new().trace_id("conversation_7f3a");
+        model.chat(&ask("Hi").context(context)).await.unwrap();
+        // An agent run the caller named: its tree is kept, inside the request.
+        let trace = model.tracer().trace_with_id("agent", "run_42");
+        trace.in_scope(model.chat(&ask("Plan"))).await.unwrap();
+        trace.end();
+    }
+    .instrument(request_span.clone())
+    .await;
     drop(request_span);
 
     let spans = otel.spans();
     let request = named(&spans, "POST /chat")[0];
-    let chat = named(&spans, "chat gpt-4o-mini")[0];
+    let chats = named(&spans, "chat gpt-4o-mini");
+    let agent = named(&spans, "invoke_agent agent")[0];
+    assert_eq!(chats.len(), 2);
+    // Every span is in the request's trace; no span roots a trace of its own or links out.
+    for span in chats.iter().chain([&agent]) {
+        assert_eq!(
+            span.span_context.trace_id(),
+            request.span_context.trace_id()
+        );
+        assert!(span.links.is_empty());
+    }
+    assert_eq!(chats[0].parent_span_id, request.span_context.span_id());
     assert_eq!(
-        chat.span_context.trace_id(),
-        trace_id_for("conversation_7f3a")
-    );
-    assert_eq!(chat.parent_span_id, SpanId::INVALID);
-    let links: Vec<_> = chat.links.iter().collect();
-    assert_eq!(links.len(), 1);
-    assert_eq!(links[0].span_context, request.span_context);
-    assert_eq!(
-        span_attributes(chat)["gen_ai.conversation.id"],
+        span_attributes(chats[0])["gen_ai.conversation.id"],
         "conversation_7f3a"
+    );
+    assert_eq!(agent.parent_span_id, request.span_context.span_id());
+    assert_eq!(chats[1].parent_span_id, agent.span_context.span_id());
+
+    // PostHog keeps the names the caller gave, and the same span ids.
+    let recorded = events.events();
+    assert_eq!(
+        recorded[0].envelope().trace_id.as_deref(),
+        Some("conversation_7f3a")
+    );
+    assert_eq!(recorded[1].envelope().trace_id.as_deref(), Some("run_42"));
+    assert_eq!(
+        chats[1].span_context.span_id(),
+        span_id_for(recorded[1].envelope().span_id.as_deref().unwrap())
     );
 }
 

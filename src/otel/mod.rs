@@ -129,11 +129,15 @@
 //!    on entering a span (its default context activation), as do `Context::attach` and
 //!    `FutureExt::with_context`. With the default activation, feature `otel` alone nests.
 //!
-//! A call or trace with no trace id of its own then takes the service's trace id, written as 32
-//! hex digits, in PostHog too (`$ai_trace_id`), so every view names the same trace. One whose
-//! caller named a trace id (`CallContext::trace_id`, `Tracer::trace_with_id`) keeps it, as a
-//! root of that trace with a span link to the service's span. PostHog has no span for the
-//! service's own request: there such calls are roots of their trace.
+//! Such a call or trace is in the service's trace, whatever its PostHog trace id: a crate trace
+//! started inside the request span is its child, and the trace's own spans nest under it as in
+//! PostHog. One with no trace id of its own takes the service's trace id, written as 32 hex
+//! digits, in PostHog too (`$ai_trace_id`), so every view names the same trace. One whose caller
+//! named a trace id (`CallContext::trace_id`, `Tracer::trace_with_id`: a conversation) keeps it
+//! in PostHog, and in OpenTelemetry as `gen_ai.conversation.id` on its calls (unless they have
+//! a session id, which is the conversation there); the span ids are
+//! the same in both views. PostHog has no span for the service's own request: there such calls
+//! are roots of their trace.
 //!
 //! # Sampling
 //!

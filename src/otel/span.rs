@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::{
-    Link, Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt,
-    TraceFlags, TraceId, TraceState, Tracer as _,
+    Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags,
+    TraceId, TraceState, Tracer as _,
 };
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
@@ -33,53 +33,43 @@ enum Parent {
     None,
     /// A span of this trace.
     Span(SpanId, TraceFlags),
-    /// A root of its own trace that links to a span of another trace.
-    Link(SpanContext),
 }
 
 impl Placement {
     /// The ids of `envelope`'s event; `is_trace` for a trace's root (see [`super::ids`]).
     pub(super) fn of(envelope: &Envelope, is_trace: bool) -> Self {
         let mut uuid_text = uuid::Uuid::encode_buffer();
-        let trace_id = match &envelope.trace_id {
-            Some(text) => trace_id_for(text),
-            None => TraceId::from_bytes(envelope.uuid.into_bytes()),
-        };
-        let span_id = match (&envelope.span_id, &envelope.trace_id) {
-            (Some(span), _) => span_id_for(span),
-            (None, Some(trace)) if is_trace => span_id_for(trace),
-            _ => span_id_for(envelope.uuid.hyphenated().encode_lower(&mut uuid_text)),
-        };
-        // The service's span lends its sampling decision to the crate's spans of its trace;
-        // spans of a trace the crate alone knows reach the sampler with a sampled parent.
+        // The service's span lends its trace and its sampling decision to the crate's spans
+        // that started inside it; spans of a trace the crate alone knows reach the sampler with
+        // a sampled parent.
         let service = envelope.trace_parent.map(|parent| {
             let flags = if parent.sampled {
                 TraceFlags::SAMPLED
             } else {
                 TraceFlags::NOT_SAMPLED
             };
-            let context = SpanContext::new(
+            (
                 TraceId::from_bytes(parent.trace_id),
                 SpanId::from_bytes(parent.span_id),
                 flags,
-                false,
-                TraceState::NONE,
-            );
-            (context, flags)
+            )
         });
-        let same_trace = service
-            .as_ref()
-            .map(|(context, _)| context.trace_id() == trace_id);
-        let parent = match (&envelope.parent_id, service, same_trace) {
+        let trace_id = match (&service, &envelope.trace_id) {
+            (Some((service_trace, _, _)), _) => *service_trace,
+            (None, Some(text)) => trace_id_for(text),
+            (None, None) => TraceId::from_bytes(envelope.uuid.into_bytes()),
+        };
+        let span_id = match (&envelope.span_id, &envelope.trace_id) {
+            (Some(span), _) => span_id_for(span),
+            (None, Some(trace)) if is_trace => span_id_for(trace),
+            _ => span_id_for(envelope.uuid.hyphenated().encode_lower(&mut uuid_text)),
+        };
+        let parent = match (&envelope.parent_id, service) {
             // The crate's own parent wins.
-            (Some(parent), Some((_, flags)), Some(true)) => {
-                Parent::Span(span_id_for(parent), flags)
-            }
-            (Some(parent), _, _) => Parent::Span(span_id_for(parent), TraceFlags::SAMPLED),
-            (None, Some((context, flags)), Some(true)) => Parent::Span(context.span_id(), flags),
-            // The caller named a trace of its own: a root there, linked to the service's span.
-            (None, Some((context, _)), _) => Parent::Link(context),
-            (None, None, _) => Parent::None,
+            (Some(parent), Some((_, _, flags))) => Parent::Span(span_id_for(parent), flags),
+            (Some(parent), None) => Parent::Span(span_id_for(parent), TraceFlags::SAMPLED),
+            (None, Some((_, service_span, flags))) => Parent::Span(service_span, flags),
+            (None, None) => Parent::None,
         };
         Self {
             trace_id,
@@ -93,7 +83,7 @@ impl Placement {
             Parent::Span(parent, flags) => Context::new().with_remote_span_context(
                 SpanContext::new(self.trace_id, *parent, *flags, false, TraceState::NONE),
             ),
-            Parent::None | Parent::Link(_) => Context::new(),
+            Parent::None => Context::new(),
         }
     }
 }
@@ -347,13 +337,10 @@ impl Inner {
         let envelope = shape.envelope;
         push_identity(&mut attributes, envelope);
         push_custom(&mut attributes, &envelope.properties);
-        let mut builder = SpanBuilder::from_name(shape.name)
+        let builder = SpanBuilder::from_name(shape.name)
             .with_kind(shape.kind)
             .with_start_time(envelope.timestamp)
             .with_attributes(attributes);
-        if let Parent::Link(linked) = &placement.parent {
-            builder = builder.with_links(vec![Link::with_context(linked.clone())]);
-        }
         let context = placement.context();
         let mut span = with_lent_ids(placement.trace_id, placement.span_id, || {
             self.tracer.build_with_context(builder, &context)

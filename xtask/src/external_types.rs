@@ -14,6 +14,9 @@ use serde_json::Value;
 
 use crate::cargo;
 
+/// Always allowed, and left out of the summary.
+const STANDARD_LIBRARY: [&str; 3] = ["std", "core", "alloc"];
+
 /// The crates whose types may appear in the public API, and why.
 const ALLOWED: &[(&str, &str)] = &[
     ("std", "the standard library"),
@@ -77,7 +80,7 @@ pub fn check() -> Result<String, String> {
     let unused: Vec<&str> = allowed
         .keys()
         .copied()
-        .filter(|name| !matches!(*name, "std" | "core" | "alloc"))
+        .filter(|name| !STANDARD_LIBRARY.contains(name))
         .filter(|name| !found.contains_key(*name))
         .collect();
 
@@ -97,7 +100,7 @@ pub fn check() -> Result<String, String> {
     }
     let listed: Vec<String> = found
         .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "std" | "core" | "alloc"))
+        .filter(|(name, _)| !STANDARD_LIBRARY.contains(&name.as_str()))
         .map(|(name, places)| match places.len() {
             1 => format!("  {name} (1 item)"),
             count => format!("  {name} ({count} items)"),
